@@ -1,0 +1,82 @@
+"""Typed errors. Each carries a stable ``code`` and a message that says what to do next.
+
+Only the CLI and HTTP layers turn these into exit codes or status codes; library code raises them.
+"""
+
+from __future__ import annotations
+
+
+class JisikError(Exception):
+    """Base of every error jisik raises on purpose.
+
+    ``hint`` is one line telling the user what to do next; the CLI prints it under the message.
+    """
+
+    code = "jisik_error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class ConfigError(JisikError):
+    """A config file, key or value is wrong."""
+
+    code = "config_error"
+
+
+class MissingDependencyError(JisikError):
+    """An optional dependency is not installed; the hint names the ``pip install`` command."""
+
+    code = "missing_dependency"
+
+
+class KnowledgeBaseNotFoundError(JisikError):
+    code = "kb_not_found"
+
+
+class EmbedderMismatchError(JisikError):
+    """The knowledge base was indexed with another embedder (name or dimension)."""
+
+    code = "embedder_mismatch"
+
+
+class LoaderError(JisikError):
+    """A file could not be read or parsed. Ingestion reports it and goes on with the other files."""
+
+    code = "loader_error"
+
+    def __init__(self, path: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {reason}", hint=hint)
+        self.path = path
+        self.reason = reason
+
+
+class UnsupportedFormatError(LoaderError):
+    code = "unsupported_format"
+
+
+class EmbeddingError(JisikError):
+    """The embedding backend failed (server down, bad response, wrong dimension)."""
+
+    code = "embedding_error"
+
+
+class StoreError(JisikError):
+    code = "store_error"
+
+
+class QueryError(JisikError):
+    """A search request is invalid (empty query, bad filter, bad mode)."""
+
+    code = "query_error"
+
+
+class IngestError(JisikError):
+    """Nothing could be ingested, or ``strict`` was set and a file failed."""
+
+    code = "ingest_error"
