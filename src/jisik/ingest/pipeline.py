@@ -1,0 +1,256 @@
+"""Incremental, crash-safe ingestion: discover → hash → load → chunk → analyze → embed → write.
+
+Files whose content hash matches the ledger are skipped before any parsing or embedding. Each
+batch of files is written in one store transaction together with its ledger rows, so a killed
+process leaves whole files or nothing, and a re-run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from jisik.errors import IngestError, JisikError, LoaderError
+from jisik.ingest.chunking import chunk_documents
+from jisik.ingest.loaders import SUPPORTED_EXTENSIONS, load_file
+from jisik.records import Chunk, Document, MetadataValue
+from jisik.store.base import FileRecord, IngestUnit
+
+if TYPE_CHECKING:
+    from jisik.config import KBConfig
+    from jisik.embed.base import Embedder
+    from jisik.store.base import Store
+    from jisik.text.analyzers import Analyzer
+
+# Embedding batches of this many chunks keep the engine busy while bounding memory and the work
+# a crash can lose.
+BATCH_CHUNKS = 256
+HASH_BLOCK = 1 << 20
+
+ProgressCallback = Callable[[str, int, int], None]
+
+
+@dataclass(slots=True)
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ingested(self) -> int:
+        return len(self.added) + len(self.updated)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"added": self.added, "updated": self.updated, "unchanged": len(self.unchanged),
+                "empty": self.empty, "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "pruned": self.pruned, "documents": self.documents, "chunks": self.chunks,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass(slots=True)
+class _Pending:
+    record: FileRecord
+    is_update: bool
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """Expand files and folders into ``(file, root)`` pairs of supported files, sorted.
+
+    Hidden files and folders (``.git``) are skipped. A path that does not exist is reported.
+    """
+    found: list[tuple[Path, Path]] = []
+    missing: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw).expanduser().resolve()
+        if path.is_file():
+            found.append((path, path.parent))
+        elif path.is_dir():
+            for folder, dirs, files in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    file = Path(folder) / name
+                    if not name.startswith(".") and file.suffix.lower() in SUPPORTED_EXTENSIONS:
+                        found.append((file, path))
+        else:
+            missing.append((str(raw), "no such file or folder"))
+    unique = {f: r for f, r in found}
+    return sorted(unique.items()), missing
+
+
+class IngestPipeline:
+    def __init__(self, store: Store, embedder: Embedder, analyzer: Analyzer, config: KBConfig,
+                 progress: ProgressCallback | None = None) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.analyzer = analyzer
+        self.config = config
+        self.progress = progress or (lambda stage, done, total: None)
+
+    def run(self, paths: Sequence[Path], *, prune: bool = False, strict: bool = False,
+            metadata: dict[str, MetadataValue] | None = None) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        files, missing = discover(paths)
+        report.failed.extend(missing)
+        if strict and missing:
+            raise IngestError(f"{missing[0][0]}: {missing[0][1]}", hint="fix the path or drop --strict")
+        ledger = self.store.file_records()
+        todo = self._plan(files, ledger, report)
+        if prune:
+            self._prune(files, [Path(p).expanduser().resolve() for p in paths], ledger, report)
+        self._process(todo, report, strict=strict, metadata=metadata or {})
+        self.progress("index", 0, 1)
+        self.store.commit_indexes()
+        self.progress("index", 1, 1)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _plan(self, files: list[tuple[Path, Path]], ledger: dict[str, FileRecord],
+              report: IngestReport) -> list[tuple[Path, Path, _Pending]]:
+        todo = []
+        for done, (file, root) in enumerate(files, start=1):
+            self.progress("scan", done, len(files))
+            key = str(file)
+            try:
+                stat = file.stat()
+                known = ledger.get(key)
+                # Same size and mtime as an ok ledger row: trust it without reading the file again.
+                if known and known.status == "ok" and known.size == stat.st_size and known.mtime == stat.st_mtime:
+                    report.unchanged.append(key)
+                    continue
+                digest = file_sha256(file)
+            except OSError as exc:
+                report.failed.append((key, exc.strerror or str(exc)))
+                continue
+            if known and known.status == "ok" and known.content_hash == digest:
+                report.unchanged.append(key)
+                continue
+            record = FileRecord(path=key, root=str(root), content_hash=digest, size=stat.st_size,
+                                mtime=stat.st_mtime)
+            todo.append((file, root, _Pending(record, is_update=known is not None and known.status == "ok")))
+        return todo
+
+    def _prune(self, files: list[tuple[Path, Path]], roots: list[Path], ledger: dict[str, FileRecord],
+               report: IngestReport) -> None:
+        present = {str(f) for f, _ in files}
+        root_strs = [str(r) for r in roots]
+        gone = [path for path, record in ledger.items()
+                if path not in present and (record.root in root_strs
+                                            or any(path.startswith(r + os.sep) for r in root_strs))
+                and not Path(path).exists()]
+        if gone:
+            self.store.delete_files(gone)
+            report.pruned.extend(gone)
+
+    def _prepare(self, file: Path, root: Path, pending: _Pending,
+                 metadata: dict[str, MetadataValue]) -> tuple[_Pending, list[Document], list[Chunk], list[list[str]]]:
+        # doc ids are relative to the root's parent, so they start with the ingested folder's name:
+        # `jisik ingest ./manuals` gives "manuals/policies/returns.pdf".
+        documents = load_file(file, root=root.parent, config=self.config.loaders)
+        for doc in documents:
+            doc.metadata.update(metadata)
+        counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
+        chunks = chunk_documents(documents, self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
+        terms = self.analyzer.analyze_batch([c.text for c in chunks])
+        return pending, documents, chunks, terms
+
+    def _process(self, todo: list[tuple[Path, Path, _Pending]], report: IngestReport, *, strict: bool,
+                 metadata: dict[str, MetadataValue]) -> None:
+        if not todo:
+            return
+        total = len(todo)
+        batch: list[tuple[_Pending, list[Document], list[Chunk], list[list[str]]]] = []
+        batch_chunks = 0
+        done = 0
+        # Loading, chunking and Kiwi analysis of the next file run in a worker thread while the
+        # embedder (which uses every core) works on the current batch.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            for future in _prefetch(pool, self._prepare, todo, metadata):
+                file_key = todo[done][0]
+                done += 1
+                try:
+                    prepared = future.result()
+                except LoaderError as exc:
+                    self._fail(report, str(file_key), exc.reason, todo[done - 1][2].record, strict)
+                    self.progress("files", done, total)
+                    continue
+                except JisikError as exc:
+                    self._fail(report, str(file_key), exc.message, todo[done - 1][2].record, strict)
+                    self.progress("files", done, total)
+                    continue
+                except Exception as exc:  # a parser bug must not stop the other files
+                    self._fail(report, str(file_key), f"{type(exc).__name__}: {exc}", todo[done - 1][2].record,
+                               strict)
+                    self.progress("files", done, total)
+                    continue
+                batch.append(prepared)
+                batch_chunks += len(prepared[2])
+                if batch_chunks >= BATCH_CHUNKS:
+                    self._flush(batch, report)
+                    batch, batch_chunks = [], 0
+                self.progress("files", done, total)
+        self._flush(batch, report)
+
+    def _fail(self, report: IngestReport, path: str, reason: str, record: FileRecord, strict: bool) -> None:
+        report.failed.append((path, reason))
+        record.status, record.error = "error", reason
+        self.store.record_failures([record])
+        if strict:
+            raise IngestError(f"{path}: {reason}", hint="fix or remove the file, or drop --strict")
+
+    def _flush(self, batch: list[tuple[_Pending, list[Document], list[Chunk], list[list[str]]]],
+               report: IngestReport) -> None:
+        if not batch:
+            return
+        texts = [chunk.text for _, _, chunks, _ in batch for chunk in chunks]
+        vectors = self.embedder.embed_documents(texts)
+        self.progress("embed", len(texts), len(texts))
+        units, offset = [], 0
+        for pending, documents, chunks, terms in batch:
+            units.append(IngestUnit(file=pending.record, documents=documents, chunks=chunks,
+                                    vectors=vectors[offset : offset + len(chunks)], terms=terms))
+            offset += len(chunks)
+        self.store.write(units)
+        for pending, documents, chunks, _ in batch:
+            path = pending.record.path
+            if not chunks:
+                report.empty.append(path)
+            (report.updated if pending.is_update else report.added).append(path)
+            report.documents += len(documents)
+            report.chunks += len(chunks)
+
+
+_Prepared = tuple[_Pending, list[Document], list[Chunk], list[list[str]]]
+
+
+def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo: list[tuple[Path, Path, _Pending]],
+              metadata: dict[str, MetadataValue]) -> Iterator[Future[_Prepared]]:
+    """Yield futures in order, keeping one file's preparation running ahead (and no more in memory)."""
+    previous: Future[_Prepared] | None = None
+    for file, root, pending in todo:
+        current = pool.submit(prepare, file, root, pending, metadata)
+        if previous is not None:
+            yield previous
+        previous = current
+    if previous is not None:
+        yield previous

@@ -1,0 +1,179 @@
+"""KnowledgeBase: the façade the CLI, the server and library users call.
+
+>>> kb = KnowledgeBase.open("./kb")                      # doctest: +SKIP
+>>> kb.ingest(["./manuals"])                             # doctest: +SKIP
+>>> hits = kb.search("반품 기간은 며칠인가요?", mode="hybrid", k=6)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jisik.config import CONFIG_FILE, KBConfig, dump_config, load_config
+from jisik.embed import Embedder, create_embedder
+from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
+from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
+from jisik.records import Hit, MetadataValue
+from jisik.retrieve.filters import Filter, build_filter
+from jisik.retrieve.searcher import Searcher, SearchOptions
+from jisik.store.local import DB_FILE, LocalStore
+from jisik.text.analyzers import Analyzer, get_analyzer
+
+FilterSpec = Filter | Mapping[str, Any] | Iterable[str] | None
+
+
+class KnowledgeBase:
+    """A folder holding ``jisik.toml``, the SQLite database and the derived indexes."""
+
+    def __init__(self, path: Path, config: KBConfig, *, embedder: Embedder | None = None) -> None:
+        self.path = path
+        self.config = config
+        index_options = {
+            "hnsw_m": config.index.hnsw_m, "ef_construction": config.index.hnsw_ef_construction,
+            "ef_search": config.index.hnsw_ef_search, "ivf_nlist": config.index.ivf_nlist,
+            "ivf_nprobe": config.index.ivf_nprobe,
+        }
+        bm25_options = {"k1": config.bm25.k1, "b": config.bm25.b, "method": config.bm25.method}
+        self.store = LocalStore(path, index_kind=config.index.kind, index_options=index_options,
+                                bm25_options=bm25_options)
+        self._embedder = embedder
+        self._analyzer: Analyzer | None = None
+        self._bound = False
+
+    # -- opening ----------------------------------------------------------------------------------
+    @classmethod
+    def init(cls, path: str | Path, config: KBConfig | None = None, *, exist_ok: bool = False) -> KnowledgeBase:
+        """Create the folder and write ``jisik.toml`` with every setting spelled out."""
+        folder = Path(path).expanduser()
+        config_file = folder / CONFIG_FILE
+        if config_file.exists() and not exist_ok:
+            raise ConfigError(f"{folder} already holds a knowledge base", hint="open it, or choose another folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        if not config_file.exists():
+            config_file.write_text(dump_config(config or KBConfig()), encoding="utf-8")
+        return cls.open(folder, create=False)
+
+    @classmethod
+    def open(cls, path: str | Path, *, create: bool = True, embedder: Embedder | None = None,
+             overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:
+        """Open a knowledge base; with ``create`` (the default) a missing one is initialised."""
+        folder = Path(path).expanduser()
+        config_file = folder / CONFIG_FILE
+        if not config_file.exists() and not (folder / DB_FILE).exists():
+            if not create:
+                raise KnowledgeBaseNotFoundError(f"no knowledge base at {folder}",
+                                                 hint=f"create one with `jisik init {folder}`")
+            return cls.init(folder).__with_overrides(overrides, embedder)
+        config = load_config(config_file, overrides=overrides)
+        return cls(folder, config, embedder=embedder)
+
+    def __with_overrides(self, overrides: Mapping[str, Any] | None, embedder: Embedder | None) -> KnowledgeBase:
+        if not overrides and embedder is None:
+            return self
+        self.close()
+        return KnowledgeBase(self.path, load_config(self.path / CONFIG_FILE, overrides=overrides),
+                             embedder=embedder)
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- parts, created lazily (the embedder loads a model) -----------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = create_embedder(self.config.embedder)
+        return self._embedder
+
+    @property
+    def analyzer(self) -> Analyzer:
+        if self._analyzer is None:
+            self._analyzer = get_analyzer(self.config.bm25.analyzer)
+        return self._analyzer
+
+    def _bind(self) -> None:
+        if not self._bound:
+            self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim, analyzer=self.analyzer.name)
+            self._bound = True
+
+    # -- operations -------------------------------------------------------------------------------
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, strict: bool = False,
+               metadata: Mapping[str, MetadataValue] | None = None,
+               progress: ProgressCallback | None = None) -> IngestReport:
+        """Add or update files and folders; unchanged files are skipped without re-embedding."""
+        self._bind()
+        pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+        return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
+
+    def search(self, query: str, *, mode: str | None = None, k: int | None = None, filters: FilterSpec = None,
+               threshold: float | None = None, **options: Any) -> list[Hit]:
+        """Top-``k`` chunks for ``query``. ``search(q) == search_batch([q])[0]``."""
+        return self.search_batch([query], mode=mode, k=k, filters=filters, threshold=threshold, **options)[0]
+
+    def search_batch(self, queries: Sequence[str], *, mode: str | None = None, k: int | None = None,
+                     filters: FilterSpec = None, threshold: float | None = None, **options: Any) -> list[list[Hit]]:
+        unknown = set(options) - {"fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight", "bm25_weight"}
+        if unknown:
+            raise QueryError(f"unknown search option(s): {', '.join(sorted(unknown))}",
+                             hint="valid: mode, k, filters, threshold, fetch_k, lambda_mult, fusion, rrf_k, "
+                                  "dense_weight, bm25_weight")
+        search_options = SearchOptions.resolve(self.config.retrieval, build_filter(filters), mode=mode, k=k,
+                                               threshold=threshold, **options)
+        self._bind()
+        return Searcher(self.store, self.embedder, self.analyzer).search_batch(queries, search_options)
+
+    def delete(self, target: str) -> list[str]:
+        """Delete documents by doc id, source, file path or folder; returns the doc ids removed."""
+        candidates = [target]
+        resolved = Path(target).expanduser()
+        if resolved.exists() or resolved.is_absolute():
+            candidates.append(str(resolved.resolve()))
+        doc_ids = sorted({d for c in candidates for d in self.store.find_documents(c)})
+        if doc_ids:
+            self.store.delete_documents(doc_ids)
+            self.store.commit_indexes()
+        return doc_ids
+
+    def reindex(self, *, embeddings: bool = False, progress: ProgressCallback | None = None) -> int:
+        """Rebuild indexes from stored chunks: re-analyze BM25 terms, and with ``embeddings`` re-embed.
+
+        Use it after changing ``[bm25] analyzer`` or ``[embedder]``; documents are not re-read.
+        """
+        report = progress or (lambda stage, done, total: None)
+        rows = self.store.all_chunk_texts()
+        ids = [i for i, _ in rows]
+        texts = [t for _, t in rows]
+        step = 256
+        for start in range(0, len(rows), step):
+            part_ids, part_texts = ids[start : start + step], texts[start : start + step]
+            self.store.replace_terms(part_ids, self.analyzer.analyze_batch(part_texts))
+            if embeddings:
+                self.store.replace_vectors(part_ids, self.embedder.embed_documents(part_texts))
+            report("reindex", min(start + step, len(rows)), len(rows))
+        self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim, analyzer=self.analyzer.name,
+                        replace=True)
+        self._bound = True
+        self.store.commit_indexes()
+        return len(rows)
+
+    def status(self) -> dict[str, Any]:
+        stats = self.store.stats()
+        return {
+            "path": str(self.path), "documents": stats.documents, "chunks": stats.chunks, "files": stats.files,
+            "failed_files": [{"path": p, "reason": r} for p, r in self.store.failed_files()],
+            "embedder": {"model": stats.embedder_model, "dim": stats.embedder_dim,
+                         "backend": self.config.embedder.backend},
+            "analyzer": stats.analyzer, "index": stats.index_kind, "disk_bytes": stats.disk_bytes, **stats.extra,
+        }
+
+    def documents(self) -> list[dict[str, Any]]:
+        return self.store.documents()

@@ -1,0 +1,129 @@
+"""Search orchestration: dense, bm25, hybrid (RRF or weighted fusion) and MMR over any Store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from jisik.errors import QueryError
+from jisik.records import Hit
+from jisik.retrieve.filters import Filter
+from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+from jisik.retrieve.mmr import maximal_marginal_relevance
+
+if TYPE_CHECKING:
+    from jisik.config import RetrievalConfig
+    from jisik.embed.base import Embedder, Vectors
+    from jisik.store.base import ScoredIds, Store
+    from jisik.text.analyzers import Analyzer
+
+Mode = Literal["dense", "bm25", "hybrid", "mmr"]
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "mmr")
+MAX_QUERY_CHARS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOptions:
+    """Per-call search settings; ``None`` fields fall back to the knowledge base's [retrieval] config."""
+
+    mode: Mode
+    k: int
+    where: Filter
+    threshold: float | None
+    fetch_k: int
+    lambda_mult: float
+    fusion: Literal["rrf", "weighted"]
+    rrf_k: int
+    dense_weight: float
+    bm25_weight: float
+
+    @classmethod
+    def resolve(cls, config: RetrievalConfig, where: Filter, **overrides: object) -> SearchOptions:
+        values = {name: getattr(config, name) for name in
+                  ("mode", "k", "threshold", "fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight",
+                   "bm25_weight")}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        options = cls(where=where, **values)  # type: ignore[arg-type]
+        if options.mode not in MODES:
+            raise QueryError(f"unknown search mode '{options.mode}'", hint=f"use one of {', '.join(MODES)}")
+        if options.k < 1:
+            raise QueryError("k must be at least 1")
+        if not 0.0 <= options.lambda_mult <= 1.0:
+            raise QueryError("lambda_mult must be between 0 and 1")
+        return options
+
+
+class Searcher:
+    def __init__(self, store: Store, embedder: Embedder, analyzer: Analyzer) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.analyzer = analyzer
+
+    def search_batch(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
+        for query in queries:
+            _check_query(query)
+        mode = options.mode
+        pool = max(options.k, options.fetch_k)
+        query_vectors = self.embedder.embed_queries(list(queries)) if mode != "bm25" else None
+        dense = (self.store.search_dense(query_vectors, options.k if mode == "dense" else pool, options.where)
+                 if query_vectors is not None else [[] for _ in queries])
+        lexical = (self.store.search_lexical(self.analyzer.analyze_batch(list(queries)), pool, options.where)
+                   if mode in ("bm25", "hybrid") else [[] for _ in queries])
+        results = []
+        for row, _ in enumerate(queries):
+            qvec = query_vectors[row] if query_vectors is not None else None
+            results.append(self._one(qvec, dense[row], lexical[row], options))
+        return results
+
+    def _one(self, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds, options: SearchOptions) -> list[Hit]:
+        cosine = dict(dense)
+        bm25 = dict(lexical)
+        if options.mode == "dense":
+            ranked = dense
+        elif options.mode == "bm25":
+            ranked = lexical
+        elif options.mode == "hybrid":
+            if options.fusion == "rrf":
+                ranked = reciprocal_rank_fusion([dense, lexical], k=options.rrf_k,
+                                                weights=[options.dense_weight, options.bm25_weight])
+            else:
+                ranked = weighted_fusion([dense, lexical], [options.dense_weight, options.bm25_weight])
+        else:
+            ranked = self._mmr(qvec, dense, options)
+        needs_cosine = options.threshold is not None or options.mode == "hybrid"
+        if needs_cosine and qvec is not None:
+            missing = [i for i, _ in ranked[: options.k * 4] if i not in cosine]
+            if missing:
+                cosine.update(zip(missing, (self.store.vectors(missing) @ qvec).tolist(), strict=True))
+        if options.threshold is not None:
+            gate = bm25 if options.mode == "bm25" else cosine
+            ranked = [(i, s) for i, s in ranked if gate.get(i, float("-inf")) >= options.threshold]
+        hits = self.store.hits(ranked[: options.k])
+        for hit in hits:
+            if hit.chunk_id in cosine:
+                hit.scores["dense"] = cosine[hit.chunk_id]
+            if hit.chunk_id in bm25:
+                hit.scores["bm25"] = bm25[hit.chunk_id]
+            if options.mode in ("hybrid", "mmr"):
+                hit.scores[options.mode] = hit.score
+        return hits
+
+    def _mmr(self, qvec: Vectors | None, dense: ScoredIds, options: SearchOptions) -> ScoredIds:
+        if qvec is None or not dense:
+            return []
+        ids = [i for i, _ in dense]
+        candidates = self.store.vectors(ids)
+        picks = maximal_marginal_relevance(np.asarray(qvec, dtype=np.float32), candidates, options.k,
+                                           options.lambda_mult)
+        return [(ids[p], float(dense[p][1])) for p in picks]
+
+
+def _check_query(query: object) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise QueryError("the query is empty", hint="type a question or some keywords")
+    if len(query) > MAX_QUERY_CHARS:
+        raise QueryError(f"the query is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS:,}",
+                         hint="search with a shorter question or the key sentence")

@@ -1,0 +1,53 @@
+"""Shared fixtures. Unit tests may only talk to loopback: anything else fails loudly."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jisik.embed.hashing import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DOCS = ROOT / "examples" / "sample_docs"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self: socket.socket, address: object) -> object:
+    host = address[0] if isinstance(address, tuple) else None
+    if isinstance(host, str) and host not in ("localhost",):
+        try:
+            if not ipaddress.ip_address(host).is_loopback:
+                raise RuntimeError(f"network access to {host} is blocked in tests")
+        except ValueError:
+            raise RuntimeError(f"network access to {host} is blocked in tests") from None
+    return _real_connect(self, address)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+    yield
+
+
+@pytest.fixture
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder(dim=64)
+
+
+@pytest.fixture
+def sample_docs() -> Path:
+    return SAMPLE_DOCS
+
+
+def shared_data(*parts: str) -> Path:
+    """Path into ../shared/data, skipping the test with a clear message when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"evaluation data not found at {path} (see ../shared/data/README.md)")
+    return path

@@ -1,0 +1,97 @@
+"""The store conformance suite on the embedded store, for each FAISS index kind, plus its own
+crash-recovery behaviour and a BM25 check against rank_bm25."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jisik.errors import EmbedderMismatchError
+from jisik.retrieve.filters import Filter
+from jisik.store.bm25_index import LexicalIndex
+from jisik.store.local import LocalStore
+from tests.store_conformance import DIM, StoreConformance, unit
+
+
+@pytest.fixture(params=["flat", "hnsw", "ivf"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalStore]:
+    s = LocalStore(tmp_path / "kb", index_kind=request.param)
+    s.bind(embedder_model="test", dim=DIM, analyzer="whitespace")
+    yield s
+    s.close()
+
+
+class TestLocalStore(StoreConformance):
+    pass
+
+
+def test_bind_refuses_other_embedder(tmp_path: Path) -> None:
+    s = LocalStore(tmp_path)
+    s.bind(embedder_model="e5", dim=384, analyzer="ko-en")
+    with pytest.raises(EmbedderMismatchError, match="reindex"):
+        s.bind(embedder_model="minilm", dim=384, analyzer="ko-en")
+    with pytest.raises(EmbedderMismatchError, match="analyzer"):
+        s.bind(embedder_model="e5", dim=384, analyzer="whitespace")
+    s.bind(embedder_model="minilm", dim=384, analyzer="ko-en", replace=True)
+
+
+def test_stale_or_corrupt_index_files_are_rebuilt_from_sqlite(tmp_path: Path) -> None:
+    s = LocalStore(tmp_path)
+    s.bind(embedder_model="test", dim=DIM, analyzer="whitespace")
+    s.write([unit("a.md", [("a.md", "alpha beta", {})], [[1, 0, 0, 0]])])
+    s.commit_indexes()
+    # Simulate a crash after the next SQLite commit but before the index save.
+    s.write([unit("b.md", [("b.md", "gamma delta", {})], [[0, 1, 0, 0]])])
+    s.close()
+    header = json.loads((tmp_path / "index" / "dense" / "header.json").read_text())
+    assert header["count"] == 1
+    reopened = LocalStore(tmp_path)
+    q = np.asarray([[0, 1, 0, 0]], dtype=np.float32)
+    assert [h.doc_id for h in reopened.hits(reopened.search_dense(q, 1, Filter())[0])] == ["b.md"]
+    assert [h.doc_id for h in reopened.hits(reopened.search_lexical([["gamma"]], 1, Filter())[0])] == ["b.md"]
+    reopened.close()
+    # Corrupt index files: still answered from SQLite.
+    (tmp_path / "index" / "dense" / "header.json").write_text("{broken")
+    shutil.rmtree(tmp_path / "index" / "bm25")
+    again = LocalStore(tmp_path)
+    assert len(again.search_dense(q, 5, Filter())[0]) == 2
+    assert again.hits(again.search_lexical([["alpha"]], 1, Filter())[0])[0].doc_id == "a.md"
+    again.close()
+
+
+def test_bm25_scores_match_rank_bm25() -> None:
+    """bm25s with method='robertson' is the classic Okapi BM25 that rank_bm25.BM25Okapi computes."""
+    rank_bm25 = pytest.importorskip("rank_bm25")
+    corpus = [["반품", "기간", "14", "일"], ["배송", "기간", "무료"], ["환불", "카드", "취소", "기간"],
+              ["반품", "배송비", "고객", "부담"], ["회원", "탈퇴"], ["교환", "사이즈", "색상"]]
+    index = LexicalIndex(k1=1.5, b=0.75, method="robertson")
+    index.build(np.arange(len(corpus), dtype=np.int64), corpus)
+    reference = rank_bm25.BM25Okapi(corpus, k1=1.5, b=0.75, epsilon=0.25)
+    for query in (["반품"], ["기간", "배송"], ["카드", "환불", "없는말"]):
+        ours = index.scores(query)
+        theirs = reference.get_scores(query)
+        # rank_bm25 multiplies every term by (k1 + 1), a constant that leaves rankings unchanged, and floors
+        # negative IDF (terms in over half the docs) at epsilon * mean IDF; no query term here is that common.
+        assert np.allclose(ours * (1.5 + 1), theirs, rtol=1e-4, atol=1e-5), (query, ours, theirs)
+
+
+def test_lucene_bm25_matches_formula() -> None:
+    corpus = [["a", "b"], ["b", "c", "c"], ["d"]]
+    index = LexicalIndex(k1=1.2, b=0.75, method="lucene")
+    index.build(np.arange(3, dtype=np.int64), corpus)
+    n, avgdl = 3, (2 + 3 + 1) / 3
+
+    def score(term: str, doc: list[str]) -> float:
+        df = sum(term in d for d in corpus)
+        tf = doc.count(term)
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * len(doc) / avgdl)) if tf else 0.0
+
+    expected = [score("c", d) + score("b", d) for d in corpus]
+    assert np.allclose(index.scores(["c", "b"]), expected, rtol=1e-5)
