@@ -16,7 +16,7 @@ from jisik.config import CONFIG_FILE, KBConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
 from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
 from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
-from jisik.records import Hit, MetadataValue
+from jisik.records import Document, Hit, MetadataValue
 from jisik.retrieve.filters import Filter, build_filter
 from jisik.retrieve.searcher import Searcher, SearchOptions
 from jisik.store.local import DB_FILE, LocalStore
@@ -113,6 +113,17 @@ class KnowledgeBase:
         self._bind()
         pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
         return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
+
+    def add_documents(self, documents: Sequence[Document], *,
+                      progress: ProgressCallback | None = None) -> IngestReport:
+        """Ingest in-memory :class:`~jisik.records.Document` objects (no files needed).
+
+        >>> doc = Document(doc_id="faq/1", source="faq", text="반품은 14일 이내 가능합니다.")  # doctest: +SKIP
+        >>> kb.add_documents([doc])  # doctest: +SKIP
+        """
+        self._bind()
+        pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+        return pipeline.run_documents(documents)
 
     def search(self, query: str, *, mode: str | None = None, k: int | None = None, filters: FilterSpec = None,
                threshold: float | None = None, **options: Any) -> list[Hit]:

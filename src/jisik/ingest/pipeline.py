@@ -65,6 +65,9 @@ class _Pending:
     is_update: bool
 
 
+_Prepared = tuple[_Pending, list[Document], list[Chunk], list[list[str]]]
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -124,6 +127,51 @@ class IngestPipeline:
         self.progress("index", 1, 1)
         report.seconds = time.perf_counter() - started
         return report
+
+    def run_documents(self, documents: Sequence[Document]) -> IngestReport:
+        """Ingest in-memory documents (no files). Each is tracked in the ledger as ``doc:<doc_id>``,
+        so adding an unchanged document again is skipped and a changed one replaces its chunks."""
+        started = time.perf_counter()
+        report = IngestReport()
+        ledger = self.store.file_records()
+        prepared = []
+        for doc in documents:
+            if not doc.content_hash:
+                doc.content_hash = hashlib.sha256(doc.text.encode("utf-8")).hexdigest()
+            key = f"doc:{doc.doc_id}"
+            known = ledger.get(key)
+            if known and known.status == "ok" and known.content_hash == doc.content_hash:
+                report.unchanged.append(key)
+                continue
+            record = FileRecord(path=key, root="doc:", content_hash=doc.content_hash, size=len(doc.text),
+                                mtime=doc.mtime or 0.0)
+            prepared.append((_Pending(record, is_update=known is not None), doc))
+        batch: list[_Prepared] = []
+        batch_chunks = 0
+        for done, (pending, doc) in enumerate(prepared, start=1):
+            counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
+            chunks = chunk_documents([doc], self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
+            batch.append((pending, [doc], chunks, []))
+            batch_chunks += len(chunks)
+            if batch_chunks >= BATCH_CHUNKS * 4:
+                self._analyze(batch)
+                self._flush(batch, report)
+                batch, batch_chunks = [], 0
+            self.progress("files", done, len(prepared))
+        self._analyze(batch)
+        self._flush(batch, report)
+        self.store.commit_indexes()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _analyze(self, batch: list[_Prepared]) -> None:
+        """Fill in BM25 terms for a batch in one analyzer call (the analyzer is fastest in bulk)."""
+        texts = [c.text for _, _, chunks, _ in batch for c in chunks]
+        terms = self.analyzer.analyze_batch(texts)
+        offset = 0
+        for _, _, chunks, chunk_terms in batch:
+            chunk_terms.extend(terms[offset : offset + len(chunks)])
+            offset += len(chunks)
 
     def _plan(self, files: list[tuple[Path, Path]], ledger: dict[str, FileRecord],
               report: IngestReport) -> list[tuple[Path, Path, _Pending]]:
@@ -238,9 +286,6 @@ class IngestPipeline:
             (report.updated if pending.is_update else report.added).append(path)
             report.documents += len(documents)
             report.chunks += len(chunks)
-
-
-_Prepared = tuple[_Pending, list[Document], list[Chunk], list[list[str]]]
 
 
 def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo: list[tuple[Path, Path, _Pending]],

@@ -46,7 +46,7 @@ class SearchOptions:
                   ("mode", "k", "threshold", "fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight",
                    "bm25_weight")}
         values.update({key: value for key, value in overrides.items() if value is not None})
-        options = cls(where=where, **values)  # type: ignore[arg-type]
+        options = cls(where=where, **values)
         if options.mode not in MODES:
             raise QueryError(f"unknown search mode '{options.mode}'", hint=f"use one of {', '.join(MODES)}")
         if options.k < 1:

@@ -9,7 +9,6 @@ and rebuilds the index from SQLite — no re-embedding, no duplicates, no lost c
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -60,8 +59,8 @@ class LocalStore:
         return None if row is None else str(row[0])
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (key, value))
+        self._db.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     @property
     def generation(self) -> int:
@@ -253,7 +252,8 @@ class LocalStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
-                                 [(np.asarray(v, dtype=np.float32).tobytes(), i) for i, v in zip(ids, vectors, strict=True)])
+                                 [(np.asarray(v, dtype=np.float32).tobytes(), i)
+                                  for i, v in zip(ids, vectors, strict=True)])
             self._bump_generation()
             self._db.execute("COMMIT")
             self._dense = None
@@ -395,7 +395,9 @@ class LocalStore:
         return [{"doc_id": r[0], "source": r[1], "title": r[2], "chunks": r[3], "mtime": r[4]} for r in rows]
 
     def stats(self) -> StoreStats:
-        count = lambda sql: int(self._db.execute(sql).fetchone()[0])  # noqa: E731
+        def count(sql: str) -> int:
+            return int(self._db.execute(sql).fetchone()[0])
+
         disk = sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
         return StoreStats(
             documents=count("SELECT COUNT(*) FROM documents"), chunks=count("SELECT COUNT(*) FROM chunks"),

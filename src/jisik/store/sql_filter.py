@@ -29,8 +29,12 @@ def _condition(cond: Condition) -> tuple[str, list[object]]:
     if cond.key in BUILTIN_FIELDS:
         column = _COLUMNS[cond.key]
         if cond.op == "in":
-            values = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
+            values: list[object] = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
             return f"{column} IN ({','.join('?' * len(values))})", values
+        if cond.key == "source" and cond.op == "glob":
+            # Sources start with the ingested folder's name ("manuals/policies/a.pdf"); a pattern may
+            # leave that out ("policies/*.pdf"), so it also matches after any leading folders.
+            return f"({column} GLOB ? OR {column} GLOB ?)", [cond.value, f"*/{cond.value}"]
         return f"{column} {_SQL_OPS[cond.op]} ?", [cond.value]
     if cond.op == "ne":
         inner, args = _meta_match(cond.key, "eq", cond.value)
@@ -67,8 +71,12 @@ def _column_for(value: Scalar) -> tuple[str, object]:
 def meta_rows(doc_id: str, metadata: dict[str, object]) -> list[tuple[str, str, str | None, float | None]]:
     """Rows for ``doc_meta``: one per scalar value (lists give one row per item).
 
-    >>> meta_rows("a", {"year": 2020, "lang": "ko", "tags": ["x", "y"], "ok": True})
-    [('a', 'year', '2020', 2020.0), ('a', 'lang', 'ko', None), ('a', 'tags', 'x', None), ('a', 'tags', 'y', None), ('a', 'ok', 'true', 1.0)]
+    >>> for row in meta_rows("a", {"year": 2020, "lang": "ko", "tags": ["x", "y"], "ok": True}): print(row)
+    ('a', 'year', '2020', 2020.0)
+    ('a', 'lang', 'ko', None)
+    ('a', 'tags', 'x', None)
+    ('a', 'tags', 'y', None)
+    ('a', 'ok', 'true', 1.0)
     """
     rows: list[tuple[str, str, str | None, float | None]] = []
     for key, value in metadata.items():
