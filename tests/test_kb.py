@@ -109,11 +109,15 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "good.txt").write_text("좋은 문서입니다. 환불은 3영업일 이내에 처리됩니다.", encoding="utf-8")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7 this is not really a pdf" + os.urandom(64))
+    (folder / "보고서.hwp").write_bytes(b"HWP Document File")
+    (folder / "faq.csv").write_text("id,text\n1,교환은 14일 이내\n2,\n", encoding="utf-8")
     with _kb(tmp_path / "kb") as kb:
         report = kb.ingest([folder])
-        assert [Path(p).name for p in report.added] == ["good.txt"]
-        assert [Path(p).name for p, _ in report.failed] == ["broken.pdf"]
-        assert report.failed[0][1]
+        assert sorted(Path(p).name for p in report.added) == ["faq.csv", "good.txt"]
+        failed = {Path(p).name: reason for p, reason in report.failed}
+        assert set(failed) == {"broken.pdf", "보고서.hwp"}
+        assert "docx" in failed["보고서.hwp"]  # the conversion hint
+        assert any("faq.csv" in w for w in report.warnings)  # the row without text
         assert kb.status()["failed_files"][0]["path"].endswith("broken.pdf")
         with pytest.raises(IngestError, match=r"broken\.pdf"):
             kb.ingest([folder], strict=True)

@@ -132,6 +132,8 @@ def _print_ingest(report: Any) -> None:
         err_console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
     for path in report.empty:
         err_console.print(f"[yellow]no text[/] {path}", highlight=False)
+    for warning in report.warnings:
+        err_console.print(f"[dim]warning[/] {warning}", highlight=False)
     console.print(
         f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
         f"{len(report.failed)} failed, {len(report.pruned)} pruned — {report.documents} documents, "

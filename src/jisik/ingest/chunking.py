@@ -303,7 +303,10 @@ def split_pieces(
     # (item, start, end, level it was made at)
     todo = [(i, s, e, SEGMENT) for i, (s, e) in enumerate(spans) if s < e]
     while todo:
-        costs = measure([texts[i][s:e] for i, s, e, _ in todo])
+        if measure is _char_measure:  # no need to copy the strings to learn their length
+            costs = [e - s for _, s, e, _ in todo]
+        else:
+            costs = measure([texts[i][s:e] for i, s, e, _ in todo])
         big: list[tuple[int, int, int, int, int]] = []  # (item, start, end, level, cost)
         for (i, s, e, level), cost in zip(todo, costs, strict=True):
             if cost <= size or (level == CHAR and e - s <= 1):

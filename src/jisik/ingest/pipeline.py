@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from jisik.errors import IngestError, JisikError, LoaderError
 from jisik.ingest.chunking import chunk_documents
-from jisik.ingest.loaders import SUPPORTED_EXTENSIONS, load_file
+from jisik.ingest.loaders import CONVERTIBLE_EXTENSIONS, SUPPORTED_EXTENSIONS, load
 from jisik.records import Chunk, Document, MetadataValue
 from jisik.store.base import FileRecord, IngestUnit
 
@@ -43,6 +43,7 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     empty: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     documents: int = 0
     chunks: int = 0
@@ -55,6 +56,7 @@ class IngestReport:
     def to_dict(self) -> dict[str, object]:
         return {"added": self.added, "updated": self.updated, "unchanged": len(self.unchanged),
                 "empty": self.empty, "failed": [{"path": p, "reason": r} for p, r in self.failed],
+                "warnings": self.warnings,
                 "pruned": self.pruned, "documents": self.documents, "chunks": self.chunks,
                 "seconds": round(self.seconds, 3)}
 
@@ -65,7 +67,15 @@ class _Pending:
     is_update: bool
 
 
-_Prepared = tuple[_Pending, list[Document], list[Chunk], list[list[str]]]
+@dataclass(slots=True)
+class _Prepared:
+    """One file (or in-memory document) ready to embed."""
+
+    pending: _Pending
+    documents: list[Document]
+    chunks: list[Chunk]
+    terms: list[list[str]]
+    warnings: list[str] = field(default_factory=list)
 
 
 def file_sha256(path: Path) -> str:
@@ -79,7 +89,8 @@ def file_sha256(path: Path) -> str:
 def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """Expand files and folders into ``(file, root)`` pairs of supported files, sorted.
 
-    Hidden files and folders (``.git``) are skipped. A path that does not exist is reported.
+    Hidden files and folders (``.git``) are skipped. A path that does not exist is reported, and so
+    are formats people often have but jisik cannot read (.hwp, .xlsx …), with how to convert them.
     """
     found: list[tuple[Path, Path]] = []
     missing: list[tuple[str, str]] = []
@@ -92,7 +103,9 @@ def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     file = Path(folder) / name
-                    if not name.startswith(".") and file.suffix.lower() in SUPPORTED_EXTENSIONS:
+                    suffix = file.suffix.lower()
+                    known = suffix in SUPPORTED_EXTENSIONS or suffix in CONVERTIBLE_EXTENSIONS
+                    if known and not name.startswith("."):
                         found.append((file, path))
         else:
             missing.append((str(raw), "no such file or folder"))
@@ -151,7 +164,7 @@ class IngestPipeline:
         for done, (pending, doc) in enumerate(prepared, start=1):
             counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
             chunks = chunk_documents([doc], self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
-            batch.append((pending, [doc], chunks, []))
+            batch.append(_Prepared(pending, [doc], chunks, []))
             batch_chunks += len(chunks)
             if batch_chunks >= BATCH_CHUNKS * 4:
                 self._analyze(batch)
@@ -166,12 +179,12 @@ class IngestPipeline:
 
     def _analyze(self, batch: list[_Prepared]) -> None:
         """Fill in BM25 terms for a batch in one analyzer call (the analyzer is fastest in bulk)."""
-        texts = [c.text for _, _, chunks, _ in batch for c in chunks]
+        texts = [c.text for item in batch for c in item.chunks]
         terms = self.analyzer.analyze_batch(texts)
         offset = 0
-        for _, _, chunks, chunk_terms in batch:
-            chunk_terms.extend(terms[offset : offset + len(chunks)])
-            offset += len(chunks)
+        for item in batch:
+            item.terms.extend(terms[offset : offset + len(item.chunks)])
+            offset += len(item.chunks)
 
     def _plan(self, files: list[tuple[Path, Path]], ledger: dict[str, FileRecord],
               report: IngestReport) -> list[tuple[Path, Path, _Pending]]:
@@ -210,24 +223,24 @@ class IngestPipeline:
             self.store.delete_files(gone)
             report.pruned.extend(gone)
 
-    def _prepare(self, file: Path, root: Path, pending: _Pending,
-                 metadata: dict[str, MetadataValue]) -> tuple[_Pending, list[Document], list[Chunk], list[list[str]]]:
+    def _prepare(self, file: Path, root: Path, pending: _Pending, metadata: dict[str, MetadataValue]) -> _Prepared:
         # doc ids are relative to the root's parent, so they start with the ingested folder's name:
         # `jisik ingest ./manuals` gives "manuals/policies/returns.pdf".
-        documents = load_file(file, root=root.parent, config=self.config.loaders)
+        loaded = load(file, root=root.parent, config=self.config.loaders)
+        documents = loaded.documents
         for doc in documents:
             doc.metadata.update(metadata)
         counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
         chunks = chunk_documents(documents, self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
         terms = self.analyzer.analyze_batch([c.text for c in chunks])
-        return pending, documents, chunks, terms
+        return _Prepared(pending, documents, chunks, terms, list(loaded.warnings))
 
     def _process(self, todo: list[tuple[Path, Path, _Pending]], report: IngestReport, *, strict: bool,
                  metadata: dict[str, MetadataValue]) -> None:
         if not todo:
             return
         total = len(todo)
-        batch: list[tuple[_Pending, list[Document], list[Chunk], list[list[str]]]] = []
+        batch: list[_Prepared] = []
         batch_chunks = 0
         done = 0
         # Loading, chunking and Kiwi analysis of the next file run in a worker thread while the
@@ -239,7 +252,8 @@ class IngestPipeline:
                 try:
                     prepared = future.result()
                 except LoaderError as exc:
-                    self._fail(report, str(file_key), exc.reason, todo[done - 1][2].record, strict)
+                    reason = f"{exc.reason} ({exc.hint})" if exc.hint else exc.reason
+                    self._fail(report, str(file_key), reason, todo[done - 1][2].record, strict)
                     self.progress("files", done, total)
                     continue
                 except JisikError as exc:
@@ -252,7 +266,8 @@ class IngestPipeline:
                     self.progress("files", done, total)
                     continue
                 batch.append(prepared)
-                batch_chunks += len(prepared[2])
+                report.warnings.extend(prepared.warnings)
+                batch_chunks += len(prepared.chunks)
                 if batch_chunks >= BATCH_CHUNKS:
                     self._flush(batch, report)
                     batch, batch_chunks = [], 0
@@ -266,26 +281,25 @@ class IngestPipeline:
         if strict:
             raise IngestError(f"{path}: {reason}", hint="fix or remove the file, or drop --strict")
 
-    def _flush(self, batch: list[tuple[_Pending, list[Document], list[Chunk], list[list[str]]]],
-               report: IngestReport) -> None:
+    def _flush(self, batch: list[_Prepared], report: IngestReport) -> None:
         if not batch:
             return
-        texts = [chunk.text for _, _, chunks, _ in batch for chunk in chunks]
+        texts = [chunk.text for item in batch for chunk in item.chunks]
         vectors = self.embedder.embed_documents(texts)
         self.progress("embed", len(texts), len(texts))
         units, offset = [], 0
-        for pending, documents, chunks, terms in batch:
-            units.append(IngestUnit(file=pending.record, documents=documents, chunks=chunks,
-                                    vectors=vectors[offset : offset + len(chunks)], terms=terms))
-            offset += len(chunks)
+        for item in batch:
+            units.append(IngestUnit(file=item.pending.record, documents=item.documents, chunks=item.chunks,
+                                    vectors=vectors[offset : offset + len(item.chunks)], terms=item.terms))
+            offset += len(item.chunks)
         self.store.write(units)
-        for pending, documents, chunks, _ in batch:
-            path = pending.record.path
-            if not chunks:
+        for item in batch:
+            path = item.pending.record.path
+            if not item.chunks:
                 report.empty.append(path)
-            (report.updated if pending.is_update else report.added).append(path)
-            report.documents += len(documents)
-            report.chunks += len(chunks)
+            (report.updated if item.pending.is_update else report.added).append(path)
+            report.documents += len(item.documents)
+            report.chunks += len(item.chunks)
 
 
 def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo: list[tuple[Path, Path, _Pending]],

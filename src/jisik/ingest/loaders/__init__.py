@@ -30,7 +30,7 @@ from jisik.ingest.loaders.tabular import load_delimited, load_jsonl
 from jisik.ingest.loaders.text import load_text
 from jisik.records import Document
 
-__all__ = ["LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "LoaderConfig", "load", "load_file", "relative_id"]
+__all__ = ["CONVERTIBLE_EXTENSIONS", "LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "LoaderConfig", "load", "load_file", "relative_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ _CONVERT_HINTS = {
     ".ppt": "export it as PDF",
     ".json": "write one JSON object per line and name it .jsonl",
 }
+# Found in folders and reported with their conversion hint rather than silently ignored.
+CONVERTIBLE_EXTENSIONS: frozenset[str] = frozenset(_CONVERT_HINTS)
 
 
 def relative_id(path: Path, root: Path) -> str:
