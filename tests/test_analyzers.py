@@ -82,6 +82,12 @@ def test_mixed_script_text(ko: KoreanEnglishAnalyzer) -> None:
     assert ko.analyze("He waited thirty days. 그리고 떠났다") == ["wait", "thirti", "day", "떠나다"]
 
 
+def test_multi_word_dictionary_names_give_their_parts(ko: KoreanEnglishAnalyzer) -> None:
+    # Kiwi knows "해리 S. 트루먼" as one proper noun; a term must never hold a space.
+    assert ko.analyze("해리 S. 트루먼 대통령은") == ["해리", "s", "트루먼", "대통령"]
+    assert ko.analyze("우라늄-238") == ["우라늄", "238"]
+
+
 def test_hanja_and_kana_become_bigrams(ko: KoreanEnglishAnalyzer) -> None:
     assert ko.analyze("韓國語를 배우다") == ["韓國", "國語", "배우다"]
     assert ko.analyze("東京タワー에 갔다") == ["東京", "京タ", "タワ", "ワー", "가다"]
