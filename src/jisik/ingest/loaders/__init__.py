@@ -30,7 +30,10 @@ from jisik.ingest.loaders.tabular import load_delimited, load_jsonl
 from jisik.ingest.loaders.text import load_text
 from jisik.records import Document
 
-__all__ = ["CONVERTIBLE_EXTENSIONS", "LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "LoaderConfig", "load", "load_file", "relative_id"]
+__all__ = [
+    "CONVERTIBLE_EXTENSIONS", "LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "LoaderConfig", "load", "load_file",
+    "relative_id",
+]
 
 logger = logging.getLogger(__name__)
 
