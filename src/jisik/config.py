@@ -64,7 +64,7 @@ class RetrievalConfig(_Section):
 
     mode: Literal["dense", "bm25", "hybrid", "mmr"] = "hybrid"
     k: int = Field(6, ge=1)
-    fusion: Literal["rrf", "weighted"] = "rrf"
+    fusion: Literal["rrf", "weighted"] = "weighted"
     rrf_k: int = Field(60, ge=1, description="RRF constant; 60 from Cormack et al. 2009")
     dense_weight: float = Field(0.5, ge=0)
     bm25_weight: float = Field(0.5, ge=0)
