@@ -16,6 +16,13 @@ from jisik.store._files import read_header, swap_folder, write_header
 
 IdArray = npt.NDArray[np.int64]
 
+# Below this many queries, FAISS searches on one OpenMP thread. For a single query FAISS is slower
+# *and* burns more CPU with several threads: one query against 100,000 x 384 flat vectors took
+# 68 ms wall / 46 ms CPU with 2 threads and 11 ms / 7 ms with 1 (benchmarks/speed.py, 2-core box,
+# docs/benchmarks-speed.md); 8 queries: 76 vs 55 ms. 20 is FAISS's own switch to BLAS
+# (``distance_compute_blas_threshold``), where threads pay off.
+SINGLE_THREAD_BELOW = 20
+
 
 class DenseIndex:
     """A FAISS index keyed by chunk id. Flat and IVF update in place; HNSW rebuilds on deletion
@@ -79,7 +86,15 @@ class DenseIndex:
             params = faiss.SearchParametersIVF(nprobe=self.ivf_nprobe, **extra)
         else:
             params = faiss.SearchParameters(**extra) if extra else None
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        threads = faiss.omp_get_max_threads()
+        single = len(queries) < SINGLE_THREAD_BELOW and threads > 1
+        if single:  # OpenMP's thread count is per calling thread: concurrent searches are unaffected
+            faiss.omp_set_num_threads(1)
+        try:
+            scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k, params=params)
+        finally:
+            if single:
+                faiss.omp_set_num_threads(threads)
         del params  # the selector above must outlive the search: FAISS only holds a raw pointer to it
         return scores, ids
 
