@@ -167,18 +167,18 @@ class IngestPipeline:
             batch.append(_Prepared(pending, [doc], chunks, []))
             batch_chunks += len(chunks)
             if batch_chunks >= BATCH_CHUNKS * 4:
-                self._analyze(batch)
                 self._flush(batch, report)
                 batch, batch_chunks = [], 0
             self.progress("files", done, len(prepared))
-        self._analyze(batch)
         self._flush(batch, report)
         self.store.commit_indexes()
         report.seconds = time.perf_counter() - started
         return report
 
     def _analyze(self, batch: list[_Prepared]) -> None:
-        """Fill in BM25 terms for a batch in one analyzer call (the analyzer is fastest in bulk)."""
+        """Fill in BM25 terms for a batch in one analyzer call (the analyzer is fastest in bulk).
+
+        :meth:`_flush` runs it on a helper thread while the embedder works on the same batch."""
         texts = [c.text for item in batch for c in item.chunks]
         terms = self.analyzer.analyze_batch(texts)
         offset = 0
@@ -232,8 +232,8 @@ class IngestPipeline:
             doc.metadata.update(metadata)
         counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
         chunks = chunk_documents(documents, self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
-        terms = self.analyzer.analyze_batch([c.text for c in chunks])
-        return _Prepared(pending, documents, chunks, terms, list(loaded.warnings))
+        # BM25 terms are filled in per batch by _flush, in one analyzer call beside the embedder.
+        return _Prepared(pending, documents, chunks, [], list(loaded.warnings))
 
     def _process(self, todo: list[tuple[Path, Path, _Pending]], report: IngestReport, *, strict: bool,
                  metadata: dict[str, MetadataValue]) -> None:
@@ -243,8 +243,8 @@ class IngestPipeline:
         batch: list[_Prepared] = []
         batch_chunks = 0
         done = 0
-        # Loading, chunking and Kiwi analysis of the next file run in a worker thread while the
-        # embedder (which uses every core) works on the current batch.
+        # Loading and chunking of the next file run in a worker thread; Kiwi analysis of a whole
+        # batch runs on another while the embedder works on that batch (see _flush).
         with ThreadPoolExecutor(max_workers=1) as pool:
             for future in _prefetch(pool, self._prepare, todo, metadata):
                 file_key = todo[done][0]
@@ -285,7 +285,14 @@ class IngestPipeline:
         if not batch:
             return
         texts = [chunk.text for item in batch for chunk in item.chunks]
-        vectors = self.embedder.embed_documents(texts)
+        # One Kiwi call for the batch (its fast path), overlapped with embedding. Analysing file by
+        # file in the prefetch thread (one file ahead) made the embedder wait for Kiwi on every small
+        # file: 768 one-passage files took 1.17x the embedder's own time before, 1.08x after
+        # (median of 4 bracketed runs, 2-core box; docs/benchmarks-speed.md).
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            analysis = helper.submit(self._analyze, batch)
+            vectors = self.embedder.embed_documents(texts)
+            analysis.result()
         self.progress("embed", len(texts), len(texts))
         units, offset = [], 0
         for item in batch:
