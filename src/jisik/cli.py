@@ -243,6 +243,184 @@ def reindex(kb: KbOption = Path("kb"),
     _run(body)
 
 
+LlmOption = Annotated[str | None, typer.Option("--llm", help="extractive | ollama:MODEL | openai:URL#MODEL | "
+                                                 "openai:MODEL | llamacpp:FILE.gguf | transformers:FOLDER")]
+TemperatureOption = Annotated[float | None, typer.Option(help="sampling temperature (default 0: factual)")]
+MaxTokensOption = Annotated[int | None, typer.Option("--max-tokens", help="answer length limit in tokens")]
+
+
+def _sampling(temperature: float | None, top_p: float | None, top_k: int | None,
+              max_tokens: int | None) -> dict[str, Any]:
+    values = {"temperature": temperature, "top_p": top_p, "top_k": top_k, "max_tokens": max_tokens}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="the question, in Korean or English")],
+    kb: KbOption = Path("kb"),
+    llm: LlmOption = None,
+    chain: Annotated[str | None, typer.Option(help="stuff | map_reduce | refine")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="chunks to retrieve")] = None,
+    mode: Annotated[str | None, typer.Option(help="retrieval: dense | bm25 | hybrid | mmr")] = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help="metadata filter, as in search")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="answer language: auto | ko | en")] = None,
+    temperature: TemperatureOption = None,
+    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    max_tokens: MaxTokensOption = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="do not store this turn in the log")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the documents: streams the answer, then the numbered sources."""
+
+    def body() -> None:
+        with _open(kb) as base:
+            stream = base.ask_stream(question, llm=llm, chain=chain, k=k, mode=mode, filters=filters or None,
+                                     language=lang, log=not no_log,
+                                     **_sampling(temperature, top_p, top_k, max_tokens))
+            if as_json:
+                answer = stream.result()
+                console.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
+                return
+            _print_stream(stream)
+
+    _run(body)
+
+
+def _print_stream(stream: Any) -> Any:
+    for piece in stream:
+        console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
+    console.print()
+    answer = stream.answer
+    _print_sources(answer)
+    return answer
+
+
+def _print_sources(answer: Any) -> None:
+    for number in answer.invalid_citations:
+        err_console.print(f"[yellow]note[/] the answer cited [{number}], which is not one of its sources; removed",
+                          highlight=False)
+    if not answer.citations:
+        return
+    console.print()
+    console.print("[bold]Sources[/]")
+    for citation in answer.citations:
+        where = citation.source + ("" if citation.page is None else f", p. {citation.page}")
+        if citation.section:
+            where += f", {citation.section}"
+        quote = " ".join(citation.quote.split())
+        quote = quote[:200] + ("…" if len(quote) > 200 else "")
+        console.print(f"[{citation.number}] {where}", markup=False, highlight=False)
+        console.print(f"    {quote}", style="dim", markup=False, highlight=False)
+
+
+@app.command()
+def chat(
+    kb: KbOption = Path("kb"),
+    llm: LlmOption = None,
+    memory: Annotated[str | None, typer.Option(help="buffer | window | tokens | summary")] = None,
+    session: Annotated[str | None, typer.Option(help="session name for the log")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="chunks to retrieve")] = None,
+    temperature: TemperatureOption = None,
+    max_tokens: MaxTokensOption = None,
+) -> None:
+    """Multi-turn chat with memory; follow-ups such as "그럼 환불은요?" are understood. /reset, /exit."""
+
+    def body() -> None:
+        with _open(kb) as base:
+            conversation = base.chat(llm=llm, session=session, memory=memory, k=k,
+                                     **_sampling(temperature, None, None, max_tokens))
+            err_console.print(f"chat session {conversation.session} — /reset forgets, /exit or Ctrl-D leaves",
+                              highlight=False)
+            while True:
+                try:
+                    line = console.input("[bold cyan]> [/]")
+                except EOFError:
+                    break
+                text = line.strip()
+                if text in ("/exit", "/quit"):
+                    break
+                if text == "/reset":
+                    conversation.reset()
+                    err_console.print("memory cleared")
+                    continue
+                if not text:
+                    continue
+                try:
+                    _print_stream(conversation.ask_stream(text))
+                except JisikError as exc:
+                    # one bad turn (backend hiccup, too-long question) does not end the conversation
+                    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+                    if exc.hint:
+                        err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+
+    _run(body)
+
+
+@app.command()
+def logs(
+    kb: KbOption = Path("kb"),
+    limit: Annotated[int, typer.Option("-n", "--limit", help="how many, newest first")] = 20,
+    session: Annotated[str | None, typer.Option(help="only this chat session")] = None,
+    turn: Annotated[int | None, typer.Option("--id", help="show one turn in full")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Past questions and answers: sources, latency, tokens, backend."""
+
+    def body() -> None:
+        with _open(kb) as base:
+            rows = base.logs(limit=limit, session=session, turn_id=turn)
+        if as_json:
+            console.print_json(json.dumps(rows, ensure_ascii=False))
+            return
+        if not rows:
+            console.print("no questions logged yet (jisik ask stores every answer)")
+            return
+        if turn is not None:
+            _print_turn(rows[0])
+            return
+        table = Table()
+        for column in ("id", "when", "question", "answer", "sources", "backend", "ms", "tokens"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            sources = ", ".join(sorted({c["source"] for c in row["citations"]}))
+            table.add_row(str(row["id"]), _when(row["created_at"]), _short(row["question"], 60),
+                          _short(row["answer"], 80), _short(sources, 40), row["backend"], f"{row['latency_ms']:.0f}",
+                          f"{row['prompt_tokens']}+{row['completion_tokens']}")
+        console.print(table)
+
+    _run(body)
+
+
+def _print_turn(row: dict[str, Any]) -> None:
+    console.print(f"[bold]#{row['id']}[/] {_when(row['created_at'])}  {row['kind']}"
+                  + (f"  session {row['session']}" if row["session"] else ""), highlight=False)
+    console.print(f"[bold]Q:[/] {row['question']}", highlight=False)
+    if row["standalone_question"]:
+        console.print(f"[dim]rewritten:[/] {row['standalone_question']}", highlight=False)
+    console.print(f"[bold]A:[/] {row['answer']}", highlight=False)
+    for citation in row["citations"]:
+        page = "" if citation["page"] is None else f", p. {citation['page']}"
+        console.print(f"  [{citation['number']}] {citation['source']}{page}", markup=False, highlight=False)
+    console.print(f"retrieved: {', '.join(f'{cid}:{score:.3f}' for cid, score in row['retrieved'])}",
+                  highlight=False)
+    first = "" if row["first_token_ms"] is None else f", first token {row['first_token_ms']:.0f} ms"
+    console.print(f"{row['backend']}: {row['latency_ms']:.0f} ms (retrieval {row['retrieval_ms']:.0f} ms{first}), "
+                  f"{row['prompt_tokens']} prompt + {row['completion_tokens']} answer tokens", highlight=False)
+
+
+def _when(timestamp: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _short(text: str, width: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def main() -> None:
     app(prog_name="jisik")
 

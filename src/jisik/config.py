@@ -79,6 +79,45 @@ class RetrievalConfig(_Section):
         return self
 
 
+class LLMConfig(_Section):
+    """The language model that writes answers. ``extractive`` needs none: it quotes the best sentences.
+
+    ``model`` is the Ollama model name, the OpenAI-compatible model id, the GGUF file (``llamacpp``)
+    or the model folder (``transformers``). ``context_window`` defaults to what the backend reports
+    (Ollama: 8192, sent as ``num_ctx`` so nothing is truncated silently).
+    """
+
+    backend: Literal["extractive", "ollama", "openai", "llamacpp", "transformers"] = "extractive"
+    model: str | None = None
+    url: str | None = Field(None, description="server URL: ollama (http://localhost:11434) or openai (…/v1)")
+    api_key_env: str = "OPENAI_API_KEY"
+    context_window: int | None = Field(None, ge=256, description="total tokens of prompt + answer")
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=1)
+    max_tokens: int = Field(512, ge=1, description="answer tokens reserved in the budget")
+    stop: list[str] = Field(default_factory=list)
+    seed: int | None = 0
+    timeout: float = Field(120.0, gt=0)
+    threads: int | None = Field(None, ge=1, description="llamacpp / transformers CPU threads")
+
+
+class AnswerConfig(_Section):
+    """How questions become prompts: chain, memory, language and templates."""
+
+    chain: Literal["stuff", "map_reduce", "refine"] = "stuff"
+    k: int | None = Field(None, ge=1, description="chunks retrieved per question; default [retrieval] k")
+    mode: Literal["dense", "bm25", "hybrid", "mmr"] | None = None
+    language: Literal["auto", "ko", "en"] = "auto"
+    templates_dir: str | None = Field(None, description="folder with system.ko.txt, user.en.j2, ... overrides")
+    memory: Literal["buffer", "window", "tokens", "summary"] = "window"
+    memory_turns: int = Field(6, ge=1, description="window: turns kept")
+    memory_tokens: int = Field(1024, ge=64, description="tokens / summary: history token limit")
+    rewrite_followups: bool = True
+    max_question_chars: int = Field(4000, ge=10)
+    log: bool = True
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -86,6 +125,8 @@ class KBConfig(_Section):
     index: IndexConfig = Field(default_factory=IndexConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> ConfigError:

@@ -80,3 +80,39 @@ class IngestError(JisikError):
     """Nothing could be ingested, or ``strict`` was set and a file failed."""
 
     code = "ingest_error"
+
+
+class TemplateError(ConfigError):
+    """A prompt template file is unreadable or lacks a required variable (named in the message)."""
+
+    code = "template_error"
+
+
+class EmptyKnowledgeBaseError(QueryError):
+    """A question was asked of a knowledge base that holds no documents."""
+
+    code = "empty_kb"
+
+
+class GenerationError(JisikError):
+    """The language model failed: server down, unknown model, malformed or cut-off response."""
+
+    code = "generation_error"
+
+
+class LLMUnavailableError(GenerationError):
+    """The LLM backend cannot be reached or the model is not there; the hint says how to fix it."""
+
+    code = "llm_unavailable"
+
+
+class LLMResponseError(GenerationError):
+    """The LLM backend answered something that is not a valid response (bad JSON, broken stream)."""
+
+    code = "llm_bad_response"
+
+
+class EvaluationError(JisikError):
+    """An evaluation dataset, baseline or judge is unusable; nothing is reported as complete."""
+
+    code = "evaluation_error"

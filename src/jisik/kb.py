@@ -10,19 +10,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jisik.config import CONFIG_FILE, KBConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
 from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
 from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
-from jisik.records import Document, Hit, MetadataValue
+from jisik.records import Answer, Document, Hit, MetadataValue
 from jisik.retrieve.filters import Filter, build_filter
 from jisik.retrieve.searcher import Searcher, SearchOptions
 from jisik.store.local import DB_FILE, LocalStore
 from jisik.text.analyzers import Analyzer, get_analyzer
 
 FilterSpec = Filter | Mapping[str, Any] | Iterable[str] | None
+if TYPE_CHECKING:
+    from jisik.generate.answerer import Answerer, AnswerStream, TurnRecord
+    from jisik.generate.chat import ChatSession
+    from jisik.generate.llms.base import LLM
+
+_SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed")
 
 
 class KnowledgeBase:
@@ -42,6 +48,9 @@ class KnowledgeBase:
         self._embedder = embedder
         self._analyzer: Analyzer | None = None
         self._bound = False
+        self._llms: dict[str, LLM] = {}
+        self._extractive: Any = None
+        self._prompts: Any = None
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -188,3 +197,112 @@ class KnowledgeBase:
 
     def documents(self) -> list[dict[str, Any]]:
         return self.store.documents()
+
+    # -- answers ----------------------------------------------------------------------------------
+    def ask(self, question: str, *, llm: str | LLM | None = None, k: int | None = None, mode: str | None = None,
+            chain: str | None = None, filters: FilterSpec = None, language: str | None = None,
+            log: bool = True, **sampling: Any) -> Answer:
+        """Answer ``question`` from the documents, citing them: ``Answer(text, citations, usage)``.
+
+        ``llm`` is a spec such as ``"ollama:qwen2.5:7b"``, ``"openai:http://localhost:8000/v1#model"``,
+        ``"llamacpp:/models/m.gguf"`` or ``"extractive"`` (default: ``[llm]`` in jisik.toml), or an
+        :class:`~jisik.generate.llms.base.LLM` object. ``sampling``: temperature, top_p, top_k, max_tokens, seed.
+
+        >>> answer = kb.ask("반품 기간은 며칠인가요?")        # doctest: +SKIP
+        >>> answer.text, answer.citations[0].source            # doctest: +SKIP
+        ('반품은 상품을 받은 날부터 14일 이내에 신청할 수 있습니다 [1]', 'policies/returns.md')
+        """
+        return self.ask_stream(question, llm=llm, k=k, mode=mode, chain=chain, filters=filters,
+                               language=language, log=log, **sampling).result()
+
+    def ask_stream(self, question: str, *, llm: str | LLM | None = None, k: int | None = None,
+                   mode: str | None = None, chain: str | None = None, filters: FilterSpec = None,
+                   language: str | None = None, log: bool = True, **sampling: Any) -> AnswerStream:
+        """Like :meth:`ask`, streamed: iterate for text pieces, then read ``stream.answer``.
+
+        Bad input (empty question, empty knowledge base, bad template) raises here, before iteration.
+        """
+        answerer = self.answerer(llm=llm, k=k, mode=mode, filters=filters, **sampling)
+        return answerer.stream(question, chain=chain, language=language, log=log)
+
+    def chat(self, *, llm: str | LLM | None = None, session: str | None = None, memory: str | None = None,
+             k: int | None = None, mode: str | None = None, filters: FilterSpec = None,
+             **sampling: Any) -> ChatSession:
+        """A conversation: ``chat.ask(q)`` / ``chat.ask_stream(q)`` remember earlier turns.
+
+        >>> chat = kb.chat()                                     # doctest: +SKIP
+        >>> chat.ask("반품 기간은 며칠인가요?"); chat.ask("그럼 환불은요?")   # doctest: +SKIP
+        """
+        from jisik.generate.chat import ChatSession
+
+        answerer = self.answerer(llm=llm, k=k, mode=mode, filters=filters, **sampling)
+        return ChatSession(answerer, self.config.answer, session=session, memory=memory)
+
+    def answerer(self, *, llm: str | LLM | None = None, k: int | None = None, mode: str | None = None,
+                 filters: FilterSpec = None, **sampling: Any) -> Answerer:
+        """The :class:`~jisik.generate.answerer.Answerer` for these settings (used by ask and chat)."""
+        from jisik.generate.answerer import Answerer
+        from jisik.generate.llms.base import GenerationOptions
+        from jisik.generate.prompts import PromptSet
+
+        unknown = set(sampling) - set(_SAMPLING)
+        if unknown:
+            raise QueryError(f"unknown option(s): {', '.join(sorted(unknown))}",
+                             hint=f"valid: llm, k, mode, chain, filters, language, log, {', '.join(_SAMPLING)}")
+        model = self._resolve_llm(llm)
+        settings = self.config.llm
+        generation = GenerationOptions(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
+                                       max_tokens=settings.max_tokens, stop=tuple(settings.stop),
+                                       seed=settings.seed).with_(**sampling)
+        if self._prompts is None:
+            self._prompts = PromptSet(self.config.answer.templates_dir)
+        answer_config = self.config.answer
+        search_k = k or answer_config.k
+        search_mode = mode or answer_config.mode
+        self._bind()
+
+        def search(question: str) -> list[Hit]:
+            return self.search(question, k=search_k, mode=search_mode, filters=filters)
+
+        return Answerer(search=search, is_empty=self.store.is_empty, llm=model,
+                        extractive=self._extractive_answerer() if model is None else None,
+                        prompts=self._prompts, config=answer_config, generation=generation,
+                        backend_name="extractive" if model is None else model.name, log=self._log_turn)
+
+    def _resolve_llm(self, llm: str | LLM | None) -> LLM | None:
+        """An LLM object for a spec, created once per knowledge base; None means extractive."""
+        if llm is not None and not isinstance(llm, str):
+            return llm
+        from jisik.generate.llms import create_llm, parse_llm_spec
+
+        overrides = parse_llm_spec(llm) if llm else {}
+        settings = self.config.llm.model_copy(update=overrides)
+        if settings.backend == "extractive":
+            return None
+        key = settings.model_dump_json()
+        if key not in self._llms:
+            self._llms[key] = create_llm(settings)
+        return self._llms[key]
+
+    def _extractive_answerer(self) -> Any:
+        if self._extractive is None:
+            from jisik.generate.extractive import ExtractiveAnswerer
+
+            self._extractive = ExtractiveAnswerer(self.embedder, self.analyzer)
+        return self._extractive
+
+    def _log_turn(self, record: TurnRecord) -> int:
+        answer = record.answer
+        return self.store.log_turn({
+            "created_at": record.created_at, "kind": record.kind, "session": record.session,
+            "question": answer.question, "standalone_question": answer.standalone_question,
+            "language": answer.language, "retrieved": [[cid, score] for cid, score in record.retrieved],
+            "prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
+            "answer": answer.text, "citations": [c.to_dict() for c in answer.citations], "found": int(answer.found),
+            "backend": answer.backend, "latency_ms": record.latency_ms, "retrieval_ms": answer.usage.retrieval_ms,
+            "first_token_ms": answer.usage.first_token_ms,
+        })
+
+    def logs(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
+        """Logged questions and answers, newest first (question, answer, citations, latency, tokens)."""
+        return self.store.turns(limit=limit, session=session, turn_id=turn_id)

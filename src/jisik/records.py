@@ -98,3 +98,80 @@ class Hit:
             "metadata": self.metadata,
             "scores": self.scores,
         }
+
+
+@dataclass(slots=True)
+class Citation:
+    """One numbered source of an answer: marker ``[number]`` in the text points at this chunk.
+
+    ``span`` is the cited stretch inside the document (character offsets); ``quote`` is its text.
+    ``cited`` is False for sources that were given to the model but not referred to in the answer.
+    """
+
+    number: int
+    chunk_id: int
+    doc_id: str
+    source: str
+    page: int | None
+    section: str | None
+    span: tuple[int, int]
+    quote: str
+    score: float
+    cited: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number, "chunk_id": self.chunk_id, "doc_id": self.doc_id, "source": self.source,
+            "page": self.page, "section": self.section, "span": list(self.span), "quote": self.quote,
+            "score": self.score, "cited": self.cited,
+        }
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts and timings of one answer. ``prompt_tokens`` is counted before sending."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retrieval_ms: float = 0.0
+    first_token_ms: float | None = None  # question in → first answer text out, as the caller saw it
+    backend_first_token_ms: float | None = None  # request sent → first token, as the backend delivered it
+    total_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "retrieval_ms": self.retrieval_ms, "first_token_ms": self.first_token_ms,
+            "backend_first_token_ms": self.backend_first_token_ms, "total_ms": self.total_ms,
+        }
+
+
+@dataclass(slots=True)
+class Answer:
+    """The answer to one question: text with ``[n]`` markers, the sources they point at, and usage.
+
+    ``citations`` lists every source the answer cites, in marker order; ``sources`` lists every chunk
+    that was put in the prompt (cited or not). ``invalid_citations`` holds markers that pointed at no
+    source and were removed from ``text``. ``found`` is False when the answer says the documents do
+    not contain it.
+    """
+
+    text: str
+    question: str
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Citation] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    standalone_question: str | None = None
+    backend: str = ""
+    language: str = "en"
+    found: bool = True
+    invalid_citations: list[int] = field(default_factory=list)
+    log_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text, "question": self.question, "standalone_question": self.standalone_question,
+            "citations": [c.to_dict() for c in self.citations], "sources": [s.to_dict() for s in self.sources],
+            "usage": self.usage.to_dict(), "backend": self.backend, "language": self.language,
+            "found": self.found, "invalid_citations": self.invalid_citations, "log_id": self.log_id,
+        }

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,18 @@ class LocalStore:
         self._pending_remove: list[int] = []
         self._lexical_stale = False
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the store lock; rolled back on any error (or interrupt)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
     # -- metadata ---------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -86,11 +99,10 @@ class LocalStore:
                         f"but [bm25] analyzer is '{analyzer}'",
                         hint="re-analyze with `jisik reindex --kb PATH`")
                 return
-            self._db.execute("BEGIN IMMEDIATE")
-            self._set_meta("embedder_model", embedder_model)
-            self._set_meta("embedder_dim", str(dim))
-            self._set_meta("analyzer", analyzer)
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._set_meta("embedder_model", embedder_model)
+                self._set_meta("embedder_dim", str(dim))
+                self._set_meta("analyzer", analyzer)
 
     @property
     def dim(self) -> int | None:
@@ -145,8 +157,7 @@ class LocalStore:
             return
         dim = self.dim
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 removed, _ = self._delete_docs_of_files([u.file.path for u in units])
                 next_id = self._next_chunk_id()
                 added: list[int] = []
@@ -184,30 +195,23 @@ class LocalStore:
                     unit.file.n_documents = len(unit.documents)
                     self._upsert_file(unit.file)
                 self._bump_generation()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._pending_remove.extend(removed)
             self._pending_add.extend(added)
             self._lexical_stale = True
 
     def record_failures(self, records: Sequence[FileRecord]) -> None:
         """Remember failed files (shown by ``status``); their earlier good documents stay searchable."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._transaction():
             for record in records:
                 existing = self._db.execute("SELECT status FROM files WHERE path = ?", (record.path,)).fetchone()
                 if existing and existing[0] == "ok":
                     self._db.execute("UPDATE files SET error = ? WHERE path = ?", (record.error, record.path))
                 else:
                     self._upsert_file(record)
-            self._db.execute("COMMIT")
 
     def _delete(self, file_paths: Sequence[str], doc_ids: Sequence[str]) -> int:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 removed, n_docs = self._delete_docs_of_files(file_paths)
                 for path in file_paths:
                     self._db.execute("DELETE FROM files WHERE path = ?", (path,))
@@ -226,10 +230,6 @@ class LocalStore:
                         self._db.execute("DELETE FROM files WHERE path = ?", (row[0],))
                 if removed or n_docs:
                     self._bump_generation()
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._pending_remove.extend(removed)
             self._lexical_stale = self._lexical_stale or bool(removed)
             return n_docs
@@ -250,21 +250,19 @@ class LocalStore:
 
     def replace_vectors(self, ids: Sequence[int], vectors: Vectors) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
-                                 [(np.asarray(v, dtype=np.float32).tobytes(), i)
-                                  for i, v in zip(ids, vectors, strict=True)])
-            self._bump_generation()
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
+                                     [(np.asarray(v, dtype=np.float32).tobytes(), i)
+                                      for i, v in zip(ids, vectors, strict=True)])
+                self._bump_generation()
             self._dense = None
 
     def replace_terms(self, ids: Sequence[int], terms: Sequence[Sequence[str]]) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE chunks SET terms = ? WHERE id = ?",
-                                 [(" ".join(t), i) for i, t in zip(ids, terms, strict=True)])
-            self._bump_generation()
-            self._db.execute("COMMIT")
+            with self._transaction():
+                self._db.executemany("UPDATE chunks SET terms = ? WHERE id = ?",
+                                     [(" ".join(t), i) for i, t in zip(ids, terms, strict=True)])
+                self._bump_generation()
             self._lexical = None
 
     # -- derived indexes --------------------------------------------------------------------------
@@ -406,6 +404,41 @@ class LocalStore:
             embedder_model=self._meta("embedder_model"), embedder_dim=self.dim, analyzer=self._meta("analyzer"),
             index_kind=self.index_kind, disk_bytes=disk,
             extra={"generation": self.generation, "schema_version": len(MIGRATIONS)})
+
+    def is_empty(self) -> bool:
+        return self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
+
+    # -- question/answer log ----------------------------------------------------------------------
+    def log_turn(self, row: dict[str, Any]) -> int:
+        """Store one completed turn (all columns of ``turns`` but ``id``) in one transaction."""
+        columns = ", ".join(row)
+        placeholders = ", ".join("?" for _ in row)
+        values = [json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for v in row.values()]
+        with self._transaction():
+            cursor = self._db.execute(f"INSERT INTO turns({columns}) VALUES({placeholders})", values)
+        return int(cursor.lastrowid or 0)
+
+    def turns(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
+        """Logged turns, newest first; JSON columns decoded."""
+        where: list[str] = []
+        params: list[Any] = []
+        if session is not None:
+            where.append("session = ?")
+            params.append(session)
+        if turn_id is not None:
+            where.append("id = ?")
+            params.append(turn_id)
+        sql = "SELECT * FROM turns" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        cursor = self._db.execute(sql, [*params, limit])
+        names = [d[0] for d in cursor.description]
+        out = []
+        for values in cursor.fetchall():
+            record = dict(zip(names, values, strict=True))
+            for key in ("retrieved", "citations"):
+                record[key] = json.loads(record[key])
+            record["found"] = bool(record["found"])
+            out.append(record)
+        return out
 
     def failed_files(self) -> list[tuple[str, str]]:
         return [(r[0], r[1] or "") for r in self._db.execute("SELECT path, error FROM files WHERE status = 'error'")]

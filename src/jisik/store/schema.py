@@ -31,6 +31,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX chunks_doc ON chunks(doc_id);
     """,
+    # 2: the question/answer log (jisik logs). One row per completed ask/chat turn.
+    """
+    CREATE TABLE turns (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL NOT NULL, kind TEXT NOT NULL, session TEXT,
+        question TEXT NOT NULL, standalone_question TEXT, language TEXT NOT NULL, retrieved TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, answer TEXT NOT NULL,
+        citations TEXT NOT NULL, found INTEGER NOT NULL, backend TEXT NOT NULL, latency_ms REAL NOT NULL,
+        retrieval_ms REAL NOT NULL, first_token_ms REAL
+    );
+    CREATE INDEX turns_session ON turns(session, id);
+    """,
 )
 
 
