@@ -114,3 +114,18 @@ class StoreConformance:
         filled.record_failures([record])
         assert filled.file_records()["/data/bad.pdf"].error == "not a PDF"
         assert filled.stats().failed_files == 1
+
+    def test_turn_log_round_trip(self, filled: Store) -> None:
+        assert not filled.is_empty()
+        row = {"created_at": 1.0, "kind": "chat", "session": "s", "question": "반품?", "standalone_question": None,
+               "language": "ko", "retrieved": [[1, 0.5]], "prompt_tokens": 10, "completion_tokens": 3,
+               "answer": "14일 [1]", "citations": [{"number": 1, "source": "a.md"}], "found": 1,
+               "backend": "fake", "latency_ms": 5.0, "retrieval_ms": 1.0, "first_token_ms": None}
+        first = filled.log_turn(row)
+        second = filled.log_turn({**row, "session": "other", "question": "환불?"})
+        assert second > first
+        assert [t["question"] for t in filled.turns()] == ["환불?", "반품?"]
+        [only] = filled.turns(session="s")
+        assert only["retrieved"] == [[1, 0.5]] and only["citations"][0]["source"] == "a.md" and only["found"] is True
+        assert filled.turns(turn_id=second)[0]["session"] == "other"
+        assert filled.turns(limit=1)[0]["id"] == second

@@ -249,13 +249,13 @@ class KnowledgeBase:
         if unknown:
             raise QueryError(f"unknown option(s): {', '.join(sorted(unknown))}",
                              hint=f"valid: llm, k, mode, chain, filters, language, log, {', '.join(_SAMPLING)}")
+        if self._prompts is None:  # templates first: a bad template is reported before any server is called
+            self._prompts = PromptSet(self.config.answer.templates_dir)
         model = self._resolve_llm(llm)
         settings = self.config.llm
         generation = GenerationOptions(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
                                        max_tokens=settings.max_tokens, stop=tuple(settings.stop),
                                        seed=settings.seed).with_(**sampling)
-        if self._prompts is None:
-            self._prompts = PromptSet(self.config.answer.templates_dir)
         answer_config = self.config.answer
         search_k = k or answer_config.k
         search_mode = mode or answer_config.mode

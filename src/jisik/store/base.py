@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from jisik.embed.base import Vectors
 from jisik.records import Chunk, Document, Hit
@@ -104,5 +104,17 @@ class Store(Protocol):
     def replace_terms(self, ids: Sequence[int], terms: Sequence[Sequence[str]]) -> None: ...
 
     def stats(self) -> StoreStats: ...
+
+    def is_empty(self) -> bool:
+        """True when no chunk is stored (asking such a knowledge base is an error)."""
+        ...
+
+    def log_turn(self, row: dict[str, Any]) -> int:
+        """Store one completed question/answer turn atomically; returns its id."""
+        ...
+
+    def turns(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
+        """Logged turns, newest first."""
+        ...
 
     def close(self) -> None: ...

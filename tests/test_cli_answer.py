@@ -1,0 +1,115 @@
+"""`jisik ask | chat | logs` as a user runs them.
+
+The main path runs real `jisik` processes with the real default embedder and the extractive
+answerer (no LLM); error cases use CliRunner with the hashing embedder (a named fake)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jisik.cli import app
+from tests.servers import free_port
+
+FAKE_EMBEDDER = {"JISIK_EMBEDDER__BACKEND": "hashing", "JISIK_EMBEDDER__DIM": "64"}
+
+
+def _jisik(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    jisik = Path(sys.executable).with_name("jisik")
+    return subprocess.run([str(jisik), *args], capture_output=True, text=True, timeout=300, input=stdin,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def real_kb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    kb = tmp_path_factory.mktemp("cli-answer") / "kb"
+    sample = Path(__file__).resolve().parents[1] / "examples" / "sample_docs"
+    result = _jisik("ingest", str(sample), "--kb", str(kb))
+    assert result.returncode == 0, result.stderr
+    return kb
+
+
+def test_ask_streams_answer_then_sources(real_kb: Path) -> None:
+    result = _jisik("ask", "반품 기간은 며칠인가요?", "--kb", str(real_kb))
+    assert result.returncode == 0, result.stderr
+    answer, _, sources = result.stdout.partition("Sources")
+    assert "14일" in answer and "[1]" in answer
+    assert "[1] sample_docs/policies/반품정책.md" in sources
+
+
+def test_ask_json_and_logs(real_kb: Path) -> None:
+    result = _jisik("ask", "How many days of annual leave do I get?", "--kb", str(real_kb), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["language"] == "en" and answer["found"] and answer["backend"] == "extractive"
+    cited = answer["citations"][0]
+    assert cited["quote"] and cited["quote"] in answer["text"]
+    assert cited["span"][1] > cited["span"][0]
+    logs = json.loads(_jisik("logs", "--kb", str(real_kb), "--json", "-n", "1").stdout)
+    assert logs[0]["question"] == "How many days of annual leave do I get?"
+    assert logs[0]["answer"] == answer["text"] and logs[0]["id"] == answer["log_id"]
+    table = _jisik("logs", "--kb", str(real_kb))
+    assert table.returncode == 0 and "annual leave" in table.stdout
+    one = _jisik("logs", "--kb", str(real_kb), "--id", str(answer["log_id"]))
+    assert "retrieved:" in one.stdout and "extractive" in one.stdout
+
+
+def test_chat_follow_up_uses_previous_question(real_kb: Path) -> None:
+    result = _jisik("chat", "--kb", str(real_kb), "--session", "t1",
+                    stdin="반품 기간은 며칠인가요?\n그럼 배송비는요?\n/exit\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("Sources") == 2
+    logs = json.loads(_jisik("logs", "--kb", str(real_kb), "--session", "t1", "--json").stdout)
+    assert [row["question"] for row in logs] == ["그럼 배송비는요?", "반품 기간은 며칠인가요?"]
+    assert logs[0]["standalone_question"] == "반품 기간은 며칠인가요? 그럼 배송비는요?"
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for key, value in FAKE_EMBEDDER.items():
+        monkeypatch.setenv(key, value)
+    return CliRunner()
+
+
+@pytest.fixture
+def small_kb(tmp_path: Path, runner: CliRunner) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "returns.md").write_text("# 반품\n반품은 14일 이내에 가능합니다.", encoding="utf-8")
+    kb = tmp_path / "kb"
+    assert runner.invoke(app, ["ingest", str(docs), "--kb", str(kb)]).exit_code == 0
+    return kb
+
+
+def _one_line_error(result: object, text: str) -> None:
+    output = getattr(result, "output", "")
+    assert getattr(result, "exit_code", 0) == 1, output
+    assert "Traceback" not in output and text in output
+
+
+def test_ask_bad_input_gives_one_clear_line(runner: CliRunner, small_kb: Path, tmp_path: Path) -> None:
+    _one_line_error(runner.invoke(app, ["ask", "  ", "--kb", str(small_kb)]), "the question is empty")
+    _one_line_error(runner.invoke(app, ["ask", "가" * 100_000, "--kb", str(small_kb)]), "100,000 characters")
+    empty = tmp_path / "empty"
+    assert runner.invoke(app, ["init", str(empty)]).exit_code == 0
+    _one_line_error(runner.invoke(app, ["ask", "반품?", "--kb", str(empty)]), "holds no documents")
+    port = free_port()  # nothing listens there
+    down = runner.invoke(app, ["ask", "반품?", "--kb", str(small_kb), "--llm", f"openai:http://127.0.0.1:{port}/v1#m"])
+    _one_line_error(down, "cannot reach")
+    _one_line_error(runner.invoke(app, ["ask", "반품?", "--kb", str(small_kb), "--llm", "gpt4"]), "gpt4")
+    assert json.loads(runner.invoke(app, ["logs", "--kb", str(small_kb), "--json"]).output) == []
+
+
+def test_template_missing_question_is_named(runner: CliRunner, small_kb: Path, tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "user.ko.txt").write_text("자료: {context}", encoding="utf-8")
+    result = runner.invoke(app, ["ask", "반품?", "--kb", str(small_kb), "--llm", "openai:http://127.0.0.1:9/v1#m"],
+                           env={"JISIK_ANSWER__TEMPLATES_DIR": str(templates)})
+    _one_line_error(result, "missing {question}")
