@@ -421,6 +421,11 @@ def _short(text: str, width: int) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+from jisik.evaluate.cli import register as _register_eval  # noqa: E402  (needs `app` above; no import cycle)
+
+_register_eval(app)
+
+
 def main() -> None:
     app(prog_name="jisik")
 

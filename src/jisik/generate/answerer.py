@@ -259,8 +259,8 @@ class Answerer:
         for index, entry in enumerate(entries):
             fitted = self._fit("map", question, lang, [], [entry])
             if fitted.kept:  # a chunk that cannot fit even shortened is skipped
-                groups.append(FittedPrompt([index], [], fitted.prompt_tokens, 0,
-                                           {index: text for text in fitted.shortened.values()}))
+                shortened = {index: fitted.shortened[0]} if 0 in fitted.shortened else {}
+                groups.append(FittedPrompt([index], [], fitted.prompt_tokens, 0, shortened))
         return groups
 
     def _stream(self, messages: list[Message], usage: Usage, clock: _Clock) -> Iterator[str]:
