@@ -276,6 +276,9 @@ class KnowledgeBase:
         from jisik.generate.llms import create_llm, parse_llm_spec
 
         overrides = parse_llm_spec(llm) if llm else {}
+        if overrides.get("backend", self.config.llm.backend) != self.config.llm.backend:
+            # another backend: the configured server, model and window belong to the old one
+            overrides = {"url": None, "model": None, "context_window": None, **overrides}
         settings = self.config.llm.model_copy(update=overrides)
         if settings.backend == "extractive":
             return None

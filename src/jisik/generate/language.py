@@ -18,21 +18,24 @@ def _is_hangul(ch: str) -> bool:
 
 
 def detect_language(text: str) -> Language:
-    """``"ko"`` when Hangul makes up at least a fifth of the letters, else ``"en"``.
+    """``"ko"`` when Hangul is at least half of the letters, or when the sentence ends in Korean.
 
-    A fifth, not a half: Korean questions about English products ("iPhone 15 Pro 반품은?") are
-    still Korean questions.
+    The ending decides mixed questions: Korean grammar (particles, endings, the predicate) comes
+    last, so "Galaxy S24 Ultra AS 기간은?" is Korean while "What does 반품 mean?" is English.
 
     >>> detect_language("반품 기간은 며칠인가요?"), detect_language("How long is the return window?")
     ('ko', 'en')
-    >>> detect_language("Galaxy S24 Ultra AS 기간은?")
-    'ko'
+    >>> detect_language("Galaxy S24 Ultra AS 기간은?"), detect_language("What does 반품 mean?")
+    ('ko', 'en')
     """
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return "en"
     hangul = sum(1 for ch in letters if _is_hangul(ch))
-    return "ko" if hangul * 5 >= len(letters) else "en"
+    if hangul * 2 >= len(letters):
+        return "ko"
+    words = [word for word in text.split() if any(ch.isalpha() for ch in word)]
+    return "ko" if hangul and any(_is_hangul(ch) for ch in words[-1]) else "en"
 
 
 def is_not_found(text: str) -> bool:

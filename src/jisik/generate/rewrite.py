@@ -12,7 +12,8 @@ import re
 _KO_FOLLOWUP_START = (
     "그럼", "그러면", "그건", "그것", "그거", "그리고", "또", "그래서", "그런데", "근데", "이건", "저건",
 )
-_KO_FOLLOWUP_END = re.compile(r"(은|는|이|가|도|만)(요|요\?|\?)\s*$")
+# "환불은요?", "배송비도요", "환불은?": a bare topic with a particle, nothing asked about it yet
+_KO_FOLLOWUP_END = re.compile(r"^[가-힣A-Za-z0-9]+(은|는|도|만)(요)?\??$")
 _EN_FOLLOWUP_START = ("and ", "what about", "how about", "also", "then ", "so ", "but ")
 _EN_PRONOUN = re.compile(r"\b(it|its|that|this|those|these|they|them|their|there)\b", re.IGNORECASE)
 
@@ -24,15 +25,15 @@ def looks_like_followup(question: str) -> bool:
     (True, False)
     >>> looks_like_followup("What about refunds?"), looks_like_followup("How long does shipping take?")
     (True, False)
-    >>> looks_like_followup("Is it free?")
-    True
+    >>> [looks_like_followup(q) for q in ("Is it free?", "환불은요?", "배송비는 얼마인가요?")]
+    [True, True, False]
     """
     text = question.strip()
     lower = text.lower()
     if text.startswith(_KO_FOLLOWUP_START) or lower.startswith(_EN_FOLLOWUP_START):
         return True
     words = text.split()
-    if len(words) <= 2 and _KO_FOLLOWUP_END.search(text):
+    if len(words) == 1 and _KO_FOLLOWUP_END.match(text):
         return True
     return bool(_EN_PRONOUN.search(text)) and len(words) <= 6
 
