@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,10 @@ def test_ask_json_and_logs(real_kb: Path) -> None:
     answer = json.loads(result.stdout)
     assert answer["language"] == "en" and answer["found"] and answer["backend"] == "extractive"
     cited = answer["citations"][0]
-    assert cited["quote"] and cited["quote"] in answer["text"]
+    quoted = " ".join(cited["quote"].split())
+    for sentence in re.split(r"\s*\[\d+\]\s*", answer["text"]):
+        assert " ".join(sentence.split()) in quoted  # every quoted sentence is inside the cited span
+    assert "15 days" in answer["text"]
     assert cited["span"][1] > cited["span"][0]
     logs = json.loads(_jisik("logs", "--kb", str(real_kb), "--json", "-n", "1").stdout)
     assert logs[0]["question"] == "How many days of annual leave do I get?"
