@@ -296,6 +296,29 @@ def _read_lines(path: Path) -> list[str]:
         raise EvaluationError(f"{path}: cannot read it ({exc})", hint="check the path and that it is UTF-8") from exc
 
 
+def _json_objects(path: Path, problems: _Problems, label: str = "") -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The JSON objects of a JSON-lines file with their line numbers, and how many lines were not blank.
+
+    Lines that are not JSON objects are reported to ``problems`` (as ``<label>line N``), not returned.
+    """
+    rows: list[tuple[int, dict[str, Any]]] = []
+    total = 0
+    for lineno, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        total += 1
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.add(f"{label}line {lineno}", f"not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(row, dict):
+            problems.add(f"{label}line {lineno}", f"expected a JSON object, got {type(row).__name__}")
+            continue
+        rows.append((lineno, row))
+    return rows, total
+
+
 # --- loaders -------------------------------------------------------------------------------------------
 
 
@@ -305,19 +328,8 @@ def load_jsonl(path: str | Path) -> EvalDataset:
     problems = _Problems(path, "line")
     examples: list[EvalExample] = []
     where: list[str] = []
-    total = 0
-    for lineno, line in enumerate(_read_lines(path), start=1):
-        if not line.strip():
-            continue
-        total += 1
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.add(f"line {lineno}", f"not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(row, dict):
-            problems.add(f"line {lineno}", f"expected a JSON object, got {type(row).__name__}")
-            continue
+    rows, total = _json_objects(path, problems)
+    for lineno, row in rows:
         example = _example_from_row(row, f"line {lineno}", f"L{lineno}", problems)
         if example is not None:
             where.append(f"line {lineno}")
@@ -422,34 +434,20 @@ def load_beir(folder: str | Path, *, split: str = "test") -> EvalDataset:
                                   hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv")
     problems = _Problems(folder, "line")
     corpus: list[Document] = []
-    total = 0
-    for lineno, line in enumerate(_read_lines(folder / "corpus.jsonl"), start=1):
-        if not line.strip():
-            continue
-        total += 1
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.add(f"corpus.jsonl line {lineno}", f"not valid JSON ({exc.msg})")
-            continue
-        if not isinstance(row, dict) or "_id" not in row or not isinstance(row.get("text"), str):
+    corpus_rows, total = _json_objects(folder / "corpus.jsonl", problems, "corpus.jsonl ")
+    for lineno, row in corpus_rows:
+        if "_id" not in row or not isinstance(row.get("text"), str):
             problems.add(f"corpus.jsonl line {lineno}", "needs '_id' and 'text'")
             continue
         doc_id, title = str(row["_id"]), str(row.get("title") or "")
         text = f"{title}\n{row['text']}" if title else row["text"]
         corpus.append(Document(doc_id=doc_id, source=doc_id, text=text, title=title or None))
     queries: dict[str, str] = {}
-    for lineno, line in enumerate(_read_lines(folder / "queries.jsonl"), start=1):
-        if not line.strip():
-            continue
-        total += 1
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.add(f"queries.jsonl line {lineno}", f"not valid JSON ({exc.msg})")
-            continue
-        text = row.get("text") if isinstance(row, dict) else None
-        if not isinstance(row, dict) or "_id" not in row or not isinstance(text, str) or not text.strip():
+    query_rows, query_lines = _json_objects(folder / "queries.jsonl", problems, "queries.jsonl ")
+    total += query_lines
+    for lineno, row in query_rows:
+        text = row.get("text")
+        if "_id" not in row or not isinstance(text, str) or not text.strip():
             problems.add(f"queries.jsonl line {lineno}", "needs '_id' and a non-empty 'text' (the question)")
             continue
         queries[str(row["_id"])] = text.strip()
