@@ -18,15 +18,41 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Generic, TypeVar
 
 from jisik.errors import GenerationError, LLMResponseError, LLMUnavailableError
 
 OnStatus = Callable[[int, str], GenerationError | None]
+T = TypeVar("T")
+
+
+class Probed(Generic[T]):
+    """A server setting (context window, model id) given up front or read from the server once, on first use.
+
+    >>> calls = []
+    >>> window = Probed(lambda: calls.append(1) or 8192)
+    >>> window.get(), window.get(), len(calls)
+    (8192, 8192, 1)
+    >>> Probed(lambda: 1 / 0, 4096).get()
+    4096
+    """
+
+    def __init__(self, probe: Callable[[], T], value: T | None = None) -> None:
+        self._probe = probe
+        self.value = value
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
+        if self.value is None:
+            with self._lock:  # several threads asking at once still probe only once
+                if self.value is None:
+                    self.value = self._probe()
+        return self.value
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,11 @@ prompt* — the system prompt and the first retrieved passages. We always send `
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jisik.errors import GenerationError, LLMResponseError, LLMUnavailableError
-from jisik.generate.llms._http import Endpoint, ndjson_events, post_json, request
+from jisik.generate.llms._http import Endpoint, Probed, ndjson_events, post_json, request
 from jisik.generate.llms.base import (
     Completion,
     GenerationOptions,
@@ -85,9 +84,8 @@ class OllamaLLM:
         self.base_url = (url or DEFAULT_URL).rstrip("/")
         self.name = f"ollama:{model}"
         self.keep_alive = keep_alive
-        self._context_window = context_window
+        self._window = Probed(self._probe_context, context_window)
         self._scale = 1.0
-        self._lock = threading.Lock()
         self._endpoint = Endpoint("Ollama", "start it with: ollama serve (or fix llm.url)", timeout,
                                   on_status=self._status_error)
 
@@ -95,15 +93,11 @@ class OllamaLLM:
 
     @property
     def context_window(self) -> int:
-        if self._context_window is None:
-            with self._lock:
-                if self._context_window is None:
-                    self._context_window = self._probe_context()
-        return self._context_window
+        return self._window.get()
 
     @context_window.setter
     def context_window(self, value: int) -> None:
-        self._context_window = value
+        self._window.value = value
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [math.ceil(estimate_tokens(text) * self._scale) for text in texts]

@@ -16,13 +16,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jisik.errors import ConfigError, GenerationError, LLMResponseError, LLMUnavailableError
-from jisik.generate.llms._http import Endpoint, get_json, post_json, request, sse_events
+from jisik.generate.llms._http import Endpoint, Probed, get_json, post_json, request, sse_events
 from jisik.generate.llms.base import Completion, GenerationOptions, Message, StreamChunk
 from jisik.generate.tokens import TokenCounter, counter_for_openai_model
 
@@ -125,10 +124,9 @@ class OpenAILLM:
                               hint=f"export {api_key_env}=sk-... (or set llm.api_key_env to the variable's name)")
         if model is None and self.openai_proper:
             raise ConfigError("llm.model is required for api.openai.com", hint="e.g. --llm openai:gpt-4o-mini")
-        self._model = model
+        self._model = Probed(self._only_model, model)
         self.name = self._name()
-        self._context_window = context_window
-        self._lock = threading.RLock()
+        self._window = Probed(self._probe_context, context_window)
         self._counter: TokenCounter | None = None
         headers = (("Authorization", f"Bearer {self.api_key}"),) if self.api_key else ()
         hint = ("check your network and https://status.openai.com" if self.openai_proper else
@@ -141,28 +139,23 @@ class OpenAILLM:
     # -- LLM protocol -------------------------------------------------------------------------------
 
     def _name(self) -> str:
-        return f"openai:{self._model}" if self.openai_proper else f"openai:{self.base_url}#{self._model or ''}"
+        model = self._model.value
+        return f"openai:{model}" if self.openai_proper else f"openai:{self.base_url}#{model or ''}"
 
     @property
     def model(self) -> str:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = self._only_model()
-                    self.name = self._name()
-        return self._model
+        if self._model.value is None:
+            self._model.get()
+            self.name = self._name()
+        return self._model.get()
 
     @property
     def context_window(self) -> int:
-        if self._context_window is None:
-            with self._lock:
-                if self._context_window is None:
-                    self._context_window = self._probe_context()
-        return self._context_window
+        return self._window.get()
 
     @context_window.setter
     def context_window(self, value: int) -> None:
-        self._context_window = value
+        self._window.value = value
 
     @property
     def exact_tokens(self) -> bool:
@@ -222,7 +215,7 @@ class OpenAILLM:
 
     def _token_counter(self) -> TokenCounter:
         if self._counter is None:
-            self._counter = counter_for_openai_model(self._model or "")
+            self._counter = counter_for_openai_model(self._model.value or "")
         return self._counter
 
     def _models(self) -> Any:
@@ -243,7 +236,7 @@ class OpenAILLM:
         return str(ids[0])
 
     def _probe_context(self) -> int:
-        context, llamacpp = context_from_models(self._models(), self._model)
+        context, llamacpp = context_from_models(self._models(), self._model.value)
         if llamacpp:  # n_ctx_train is the model's; the server may run with less
             root = re.sub(r"/v1$", "", self.base_url)
             try:
@@ -263,7 +256,7 @@ class OpenAILLM:
             limit = _LIMIT.search(detail)
             message = f"the prompt does not fit the server's context window: {detail}"
             if limit:
-                self._context_window = int(limit.group(1))
+                self._window.value = int(limit.group(1))
                 message += f" (context_window lowered to {limit.group(1)} for the next calls)"
                 return GenerationError(message, hint=f"set llm.context_window = {limit.group(1)}")
             return GenerationError(message, hint="set llm.context_window to the server's context size")
@@ -271,7 +264,7 @@ class OpenAILLM:
             return LLMUnavailableError(f"{self.base_url} refused the API key (HTTP {status}: {detail})",
                                        hint=f"set {self.api_key_env} to a valid key")
         if status == 404 and "model" in lowered:
-            return LLMUnavailableError(f"{self.base_url} has no model '{self._model}' ({detail})",
+            return LLMUnavailableError(f"{self.base_url} has no model '{self._model.value}' ({detail})",
                                        hint=f"check llm.model; GET {self.base_url}/models lists the served ones")
         if status == 404:
             return LLMUnavailableError(f"no chat completions API at {self.base_url} (HTTP 404: {detail})",
