@@ -8,8 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from jisik.embed.hashing import HashingEmbedder
+from tests.helpers import FAKE_EMBEDDER
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DOCS = ROOT / "examples" / "sample_docs"
@@ -33,6 +35,18 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield
+
+
+@pytest.fixture
+def fake_embedder_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Knowledge bases opened by CLI commands in this test use the hashing embedder."""
+    for key, value in FAKE_EMBEDDER.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def runner(fake_embedder_env: None) -> CliRunner:
+    return CliRunner()
 
 
 @pytest.fixture

@@ -6,31 +6,15 @@ except the quick-start test, which runs the real default embedder."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from jisik.cli import app
+from tests.helpers import FAKE_EMBEDDER, run_jisik
 
-FAKE_EMBEDDER = {"JISIK_EMBEDDER__BACKEND": "hashing", "JISIK_EMBEDDER__DIM": "64"}
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in FAKE_EMBEDDER.items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
-
-
-def _jisik(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    jisik = Path(sys.executable).with_name("jisik")
-    return subprocess.run([str(jisik), *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})}, cwd=cwd)
+_jisik = run_jisik
 
 
 def test_quickstart_with_real_default_embedder(tmp_path: Path, sample_docs: Path) -> None:

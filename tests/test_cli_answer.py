@@ -6,25 +6,20 @@ answerer (no LLM); error cases use CliRunner with the hashing embedder (a named 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from jisik.cli import app
+from tests.helpers import run_jisik
 from tests.servers import free_port
-
-FAKE_EMBEDDER = {"JISIK_EMBEDDER__BACKEND": "hashing", "JISIK_EMBEDDER__DIM": "64"}
 
 
 def _jisik(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    jisik = Path(sys.executable).with_name("jisik")
-    return subprocess.run([str(jisik), *args], capture_output=True, text=True, timeout=300, input=stdin,
-                          env={**os.environ, "COLUMNS": "200"})
+    return run_jisik(*args, stdin=stdin, env={"COLUMNS": "200"})  # wide enough that paths are not folded
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +67,6 @@ def test_chat_follow_up_uses_previous_question(real_kb: Path) -> None:
     logs = json.loads(_jisik("logs", "--kb", str(real_kb), "--session", "t1", "--json").stdout)
     assert [row["question"] for row in logs] == ["그럼 배송비는요?", "반품 기간은 며칠인가요?"]
     assert logs[0]["standalone_question"] == "반품 기간은 며칠인가요? 그럼 배송비는요?"
-
-
-@pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in FAKE_EMBEDDER.items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
 
 
 @pytest.fixture

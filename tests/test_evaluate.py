@@ -42,8 +42,6 @@ from jisik.records import Hit
 
 from .conftest import shared_data
 
-FAKE_EMBEDDER = {"JISIK_EMBEDDER__BACKEND": "hashing", "JISIK_EMBEDDER__DIM": "64"}
-
 DOCS = {
     "policies/returns.md": "# 반품\n\n반품은 상품을 받은 날부터 14일 이내에 신청할 수 있습니다. "
                            "반품 배송비는 무료입니다.",
@@ -506,16 +504,7 @@ def cli() -> typer.Typer:
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    for key, value in FAKE_EMBEDDER.items():
-        monkeypatch.setenv(key, value)
-    return CliRunner()
-
-
-@pytest.fixture
-def cli_kb(tmp_path: Path, docs: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key, value in FAKE_EMBEDDER.items():
-        monkeypatch.setenv(key, value)
+def cli_kb(tmp_path: Path, docs: Path, fake_embedder_env: None) -> Path:
     with KnowledgeBase.open(tmp_path / "cli-kb") as base:
         base.ingest([docs])
     return tmp_path / "cli-kb"
