@@ -63,7 +63,8 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # benchmarks/speed.py: data, embedder, the cached 100k knowledge base
-from speed import log, machine, md_table, pct
+from _common import machine, package_versions
+from speed import log, md_table, pct
 
 OUT_DIR = speed.ROOT / ".bench" / "answer-overhead"
 TARGET_MS = 60.0
@@ -466,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.chunks, args.real_vectors, args.queries, args.real_queries, args.warmup = 5000, 256, 40, 4, 4
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     speed.BENCH.mkdir(parents=True, exist_ok=True)
-    versions = speed.versions()
+    versions = package_versions(speed.VERSIONED)
     for name in EXTRA_VERSIONS:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[name] = importlib.metadata.version(name)

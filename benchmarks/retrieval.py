@@ -44,7 +44,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -55,6 +54,7 @@ from typing import Any
 
 import numpy as np
 import retrieval_sec10q
+from _common import langchain_embeddings, machine, package_versions
 from _metrics import dedupe, evaluate_run, per_query_hits, points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -340,16 +340,6 @@ def run_langchain(data: Dataset, embedder: CachedEmbedder) -> list[tuple[Result,
         from langchain_community.retrievers import BM25Retriever
         from langchain_community.vectorstores import FAISS
     from langchain_classic.retrievers import EnsembleRetriever
-    from langchain_core.embeddings import Embeddings
-
-    class JisikEmbeddings(Embeddings):
-        """LangChain adapter over a jisik Embedder (e5 prefixes are added by the engine)."""
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
-
-        def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_queries([text])[0].tolist()  # type: ignore[no-any-return]
 
     metadatas = [{"pid": i} for i in range(len(data.corpus))]
     out = []
@@ -364,7 +354,7 @@ def run_langchain(data: Dataset, embedder: CachedEmbedder) -> list[tuple[Result,
     out.append((Result("LangChain BM25Retriever", evaluate_run(runs, data.gold), qps, bm25_build), runs))
 
     started = time.perf_counter()
-    store = FAISS.from_texts(data.corpus, JisikEmbeddings(), metadatas=metadatas)
+    store = FAISS.from_texts(data.corpus, langchain_embeddings(embedder), metadatas=metadatas)
     dense = store.as_retriever(search_kwargs={"k": K})
     ensemble = EnsembleRetriever(retrievers=[bm25, dense], weights=[0.5, 0.5])
     build = bm25_build + time.perf_counter() - started
@@ -391,16 +381,6 @@ def run_llamaindex(data: Dataset) -> list[tuple[Result, list[list[int]]]]:
 
 
 # -- report -----------------------------------------------------------------------------------------------
-def versions() -> dict[str, str]:
-    found = {}
-    for name in VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
 METRICS = ("R@1", "R@5", "R@10", "MRR@10")
 HYBRIDS = ("jisik hybrid (RRF k=60)", "jisik hybrid (weighted)")
 
@@ -542,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder, engine, tag = make_embedder(engine_of)
     print(f"embedder: {engine}, model {embedder.model}, dim {embedder.dim}", flush=True)
     report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "embedder": engine,
-                              "model": embedder.model, "machine": machine(), "versions": versions(),
+                              "model": embedder.model, "machine": machine(), "versions": package_versions(VERSIONED),
                               "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
                               "source": source_state(), "datasets": {}}
     if not args.embed_only:
@@ -648,18 +628,6 @@ def source_state() -> str:
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "src").splitlines() if line.strip()]
     return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpus": os.cpu_count()}
-    try:
-        import psutil
-
-        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    return info
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import langchain_embeddings
 from _metrics import dedupe, hit_at_k, recall_at_k, reciprocal_rank_at_k
 
 K = 10
@@ -225,17 +226,7 @@ def build_langchain(folder: Path, embedder: SharedEmbedder) -> Built:
         from langchain_community.retrievers import BM25Retriever
         from langchain_community.vectorstores import FAISS
     from langchain_classic.retrievers import EnsembleRetriever
-    from langchain_core.embeddings import Embeddings
     from langchain_text_splitters import RecursiveCharacterTextSplitter
-
-    class JisikEmbeddings(Embeddings):
-        """LangChain adapter over the shared e5 embedder (the engine adds e5's prefixes itself)."""
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
-
-        def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_queries([text])[0].tolist()  # type: ignore[no-any-return]
 
     stages: dict[str, float] = {}
     with _clock() as clock:
@@ -246,7 +237,7 @@ def build_langchain(folder: Path, embedder: SharedEmbedder) -> Built:
         chunks = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=200).split_documents(pages)
         stages["split_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        store = FAISS.from_documents(chunks, JisikEmbeddings())
+        store = FAISS.from_documents(chunks, langchain_embeddings(embedder))
         stages["faiss_s"] = time.perf_counter() - t
         t = time.perf_counter()
         bm25 = BM25Retriever.from_documents(chunks, k=K)

@@ -39,7 +39,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import random
 import resource
 import shutil
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import langchain_embeddings, machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -103,28 +103,6 @@ def dir_bytes(path: Path) -> int:
 def rotate(items: Sequence[str], n: int) -> list[str]:
     n %= len(items)
     return list(items[n:]) + list(items[:n])
-
-
-def versions() -> dict[str, str]:
-    found = {}
-    for name in VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()]}
-    try:
-        import psutil
-
-        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    return info
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -207,21 +185,6 @@ class RecordingEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self.inner.count_tokens(texts)  # type: ignore[no-any-return]
-
-
-def langchain_embeddings(embedder: Any) -> Any:
-    from langchain_core.embeddings import Embeddings
-
-    class JisikEmbeddings(Embeddings):
-        """LangChain adapter over the same jisik embedder (the engine adds the e5 prefixes)."""
-
-        def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return embedder.embed_documents(texts).tolist()  # type: ignore[no-any-return]
-
-        def embed_query(self, text: str) -> list[float]:
-            return embedder.embed_queries([text])[0].tolist()  # type: ignore[no-any-return]
-
-    return JisikEmbeddings()
 
 
 def _quiet_imports() -> None:
@@ -908,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = ["bm25", "ingest", "reingest", "search"] if args.command == "all" else [args.command]
     defaults = {"ingest": 3, "bm25": 5, "reingest": 3, "search": 1}
     results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:], "machine": machine(),
-                               "versions": versions()}
+                               "versions": package_versions(VERSIONED)}
     print(f"machine: {results['machine']}\nversions: {results['versions']}\n", flush=True)
     handlers = {"ingest": cmd_ingest, "bm25": cmd_bm25, "search": cmd_search, "reingest": cmd_reingest}
     requested_repeats = args.repeats
