@@ -288,13 +288,11 @@ def ask(
     _run(body)
 
 
-def _print_stream(stream: Any) -> Any:
+def _print_stream(stream: Any) -> None:
     for piece in stream:
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
     console.print()
-    answer = stream.answer
-    _print_sources(answer)
-    return answer
+    _print_sources(stream.answer)
 
 
 def _print_sources(answer: Any) -> None:

@@ -32,6 +32,20 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}".rstrip("0").rstrip(".") if abs(value) < 1e4 else f"{value:.0f}"
 
 
+def _ticks(low: float, high: float, step: float) -> list[float]:
+    """Axis ticks: the multiples of ``step`` from ``low`` to ``high``.
+
+    >>> _ticks(0.05, 0.5, 0.1)
+    [0.1, 0.2, 0.30000000000000004, 0.4, 0.5]
+    """
+    ticks = []
+    tick = math.ceil(low / step) * step
+    while tick <= high + 1e-9:
+        ticks.append(tick)
+        tick += step
+    return ticks
+
+
 def svg_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title: str, x_label: str,
                    y_label: str, y_range: tuple[float, float] | None = (0.0, 1.0), width: int = 560,
                    height: int = 320) -> str:
@@ -64,20 +78,15 @@ def svg_line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, title
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
              f'aria-label="{html.escape(title)}" font-family="sans-serif" font-size="11">',
              f'<text x="{left}" y="18" font-size="13" font-weight="bold">{html.escape(title)}</text>']
-    step = _nice_step(y_hi - y_lo)
-    tick = math.ceil(y_lo / step) * step
-    while tick <= y_hi + 1e-9:
+    for tick in _ticks(y_lo, y_hi, _nice_step(y_hi - y_lo)):
         y = sy(tick)
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
                      f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
-        tick += step
     x_step = max(1.0, _nice_step(x_max - x_min, 10)) if x_max - x_min >= 1 else _nice_step(x_max - x_min)
-    tick = math.ceil(x_min / x_step) * x_step
-    while tick <= x_max + 1e-9:
+    for tick in _ticks(x_min, x_max, x_step):
         x = sx(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{top + plot_h}" x2="{x:.1f}" y2="{top + plot_h + 4}" stroke="#333"/>'
                      f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{_fmt(tick)}</text>')
-        tick += x_step
     parts.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{html.escape(x_label)}'
                  f'</text><text x="14" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
