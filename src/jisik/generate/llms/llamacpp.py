@@ -7,6 +7,7 @@ are exact: the model's own tokenizer counts them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import struct
 import threading
@@ -20,6 +21,7 @@ import numpy.typing as npt
 from jisik._lazy import require
 from jisik.errors import ConfigError, LLMResponseError
 from jisik.generate.llms.base import Completion, GenerationOptions, Message, StreamChunk
+from jisik.generate.llms.llamacpp_check import check_llamacpp_build
 
 # Used when llm.context_window is not set: the model's trained context, capped here because llama.cpp
 # allocates the KV cache for the whole window up front (128k tokens cost gigabytes).
@@ -78,6 +80,14 @@ def _gguf_value(f: IO[bytes], kind: int) -> Any:
     raise ValueError(f"unknown GGUF value type {kind}")
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it (and loading its native library)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules holds None for it (import blocked)
+        return False
+
+
 class _Usage:
     """A llama.cpp logits processor that only watches: the first call sees the whole prompt."""
 
@@ -107,6 +117,9 @@ class LlamaCppLLM:
         if not path.is_file():
             raise ConfigError(f"GGUF model file not found: {path}",
                               hint="set llm.model (or --llm llamacpp:PATH) to an existing .gguf file")
+        if not _installed("llama_cpp"):
+            require("llama_cpp", extra="llamacpp", package="llama-cpp-python")  # raises, naming the extra
+        check_llamacpp_build()  # before the import: a build this CPU cannot run would kill the process
         llama_cpp = require("llama_cpp", extra="llamacpp", package="llama-cpp-python")
         try:
             trained = gguf_context_length(path)
