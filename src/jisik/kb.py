@@ -96,6 +96,12 @@ class KnowledgeBase:
     def close(self) -> None:
         self.store.close()
 
+    @property
+    def read_only(self) -> bool:
+        """Opened read-only (a read-only folder or mount, or ``JISIK_READ_ONLY=1``): search and ask work,
+        nothing is written — not even the turn log."""
+        return bool(self.store.read_only)
+
     # -- parts, created lazily (the embedder loads a model) -----------------------------------------
     @property
     def embedder(self) -> Embedder:
@@ -119,6 +125,7 @@ class KnowledgeBase:
                metadata: Mapping[str, MetadataValue] | None = None,
                progress: ProgressCallback | None = None) -> IngestReport:
         """Add or update files and folders; unchanged files are skipped without re-embedding."""
+        self.store.require_writable()
         self._bind()
         pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
         return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
@@ -130,6 +137,7 @@ class KnowledgeBase:
         >>> doc = Document(doc_id="faq/1", source="faq", text="반품은 14일 이내 가능합니다.")  # doctest: +SKIP
         >>> kb.add_documents([doc])  # doctest: +SKIP
         """
+        self.store.require_writable()
         self._bind()
         pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
         return pipeline.run_documents(documents)
@@ -153,6 +161,7 @@ class KnowledgeBase:
 
     def delete(self, target: str) -> list[str]:
         """Delete documents by doc id, source, file path or folder; returns the doc ids removed."""
+        self.store.require_writable()
         candidates = [target]
         resolved = Path(target).expanduser()
         if resolved.exists() or resolved.is_absolute():
@@ -168,6 +177,7 @@ class KnowledgeBase:
 
         Use it after changing ``[bm25] analyzer`` or ``[embedder]``; documents are not re-read.
         """
+        self.store.require_writable()
         report = progress or (lambda stage, done, total: None)
         rows = self.store.all_chunk_texts()
         ids = [i for i, _ in rows]
@@ -267,7 +277,8 @@ class KnowledgeBase:
         return Answerer(search=search, is_empty=self.store.is_empty, llm=model,
                         extractive=self._extractive_answerer() if model is None else None,
                         prompts=self._prompts, config=answer_config, generation=generation,
-                        backend_name="extractive" if model is None else model.name, log=self._log_turn)
+                        backend_name="extractive" if model is None else model.name,
+                        log=None if self.read_only else self._log_turn)  # read-only: turns are not logged
 
     def _resolve_llm(self, llm: str | LLM | None) -> LLM | None:
         """An LLM object for a spec, created once per knowledge base; None means extractive."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -86,14 +87,42 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def special_file_kind(mode: int) -> str | None:
+    """What a non-regular, non-folder file is (None for regular files and folders).
+
+    Reading a named pipe blocks until someone writes to it, and a device can be endless, so such files
+    are never opened.
+
+    >>> special_file_kind(stat.S_IFIFO | 0o644)
+    'a named pipe'
+    >>> special_file_kind(stat.S_IFREG | 0o644) is None
+    True
+    """
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def _special(path: Path) -> str | None:
+    """The skip reason for ``path`` when it is a special file (it is followed when it is a symlink)."""
+    try:
+        kind = special_file_kind(path.stat().st_mode)
+    except OSError:
+        return None  # vanished or unreadable: the ledger step reports it
+    return None if kind is None else f"not a regular file ({kind}): skipped"
+
+
 def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """Expand files and folders into ``(file, root)`` pairs of supported files, sorted.
 
     Hidden files and folders (``.git``) are skipped. A path that does not exist is reported, and so
-    are formats people often have but jisik cannot read (.hwp, .xlsx …), with how to convert them.
+    are formats people often have but jisik cannot read (.hwp, .xlsx …), with how to convert them, and
+    special files (named pipes, sockets, devices), which are never opened.
     """
     found: list[tuple[Path, Path]] = []
-    missing: list[tuple[str, str]] = []
+    skipped: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if path.is_file():
@@ -105,12 +134,19 @@ def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple
                     file = Path(folder) / name
                     suffix = file.suffix.lower()
                     known = suffix in SUPPORTED_EXTENSIONS or suffix in CONVERTIBLE_EXTENSIONS
-                    if known and not name.startswith("."):
+                    if not known or name.startswith("."):
+                        continue
+                    reason = _special(file)
+                    if reason:
+                        skipped.append((str(file), reason))
+                    else:
                         found.append((file, path))
+        elif os.path.lexists(path):
+            skipped.append((str(raw), _special(path) or "cannot be read (a broken link or no permission)"))
         else:
-            missing.append((str(raw), "no such file or folder"))
+            skipped.append((str(raw), "no such file or folder"))
     unique = {f: r for f, r in found}
-    return sorted(unique.items()), missing
+    return sorted(unique.items()), skipped
 
 
 class IngestPipeline:
@@ -189,6 +225,7 @@ class IngestPipeline:
     def _plan(self, files: list[tuple[Path, Path]], ledger: dict[str, FileRecord],
               report: IngestReport) -> list[tuple[Path, Path, _Pending]]:
         todo = []
+        failures: list[FileRecord] = []
         for done, (file, root) in enumerate(files, start=1):
             self.progress("scan", done, len(files))
             key = str(file)
@@ -200,8 +237,11 @@ class IngestPipeline:
                     report.unchanged.append(key)
                     continue
                 digest = file_sha256(file)
-            except OSError as exc:
-                report.failed.append((key, exc.strerror or str(exc)))
+            except OSError as exc:  # permission denied, vanished: shown by `jisik status` like any failure
+                reason = exc.strerror or str(exc)
+                report.failed.append((key, reason))
+                failures.append(FileRecord(path=key, root=str(root), content_hash="", size=0, mtime=0.0,
+                                           status="error", error=reason))
                 continue
             if known and known.status == "ok" and known.content_hash == digest:
                 report.unchanged.append(key)
@@ -209,6 +249,8 @@ class IngestPipeline:
             record = FileRecord(path=key, root=str(root), content_hash=digest, size=stat.st_size,
                                 mtime=stat.st_mtime)
             todo.append((file, root, _Pending(record, is_update=known is not None and known.status == "ok")))
+        if failures:
+            self.store.record_failures(failures)
         return todo
 
     def _prune(self, files: list[tuple[Path, Path]], roots: list[Path], ledger: dict[str, FileRecord],

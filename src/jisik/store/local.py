@@ -9,8 +9,10 @@ and rebuilds the index from SQLite — no re-embedding, no duplicates, no lost c
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,25 +26,38 @@ from jisik.records import Hit
 from jisik.retrieve.filters import Filter
 from jisik.store.base import FileRecord, IngestUnit, ScoredIds, StoreStats
 from jisik.store.bm25_index import LexicalIndex
+from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import DenseIndex, IdArray, as_ids
 from jisik.store.schema import MIGRATIONS, connect
 from jisik.store.sql_filter import compile_filter, meta_rows
 
 DB_FILE = "jisik.sqlite3"
+# Ledger keys of in-memory documents (kb.add_documents): their ids are the caller's, never renamed.
+IN_MEMORY_PREFIX = "doc:"
 
 
 class LocalStore:
     """SQLite (WAL) + FAISS + bm25s under one folder."""
 
     def __init__(self, folder: Path, *, index_kind: str = "flat", index_options: dict[str, Any] | None = None,
-                 bm25_options: dict[str, Any] | None = None) -> None:
+                 bm25_options: dict[str, Any] | None = None, read_only: bool | None = None) -> None:
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self._db = connect(str(folder / DB_FILE))
+        db_file = folder / DB_FILE
+        # None: read-only when the folder or database cannot be written (a read-only mount, a shared copy)
+        self.read_only = is_read_only(folder) if read_only is None else read_only
+        if self.read_only and not db_file.exists():
+            raise StoreError(f"{folder} holds no knowledge base and cannot be written",
+                             hint="ingest into a writable folder, or copy a knowledge base here")
+        if not self.read_only:
+            folder.mkdir(parents=True, exist_ok=True)
+        self._db = connect(str(db_file), read_only=self.read_only)
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > len(MIGRATIONS):
             raise StoreError(f"{folder} was written by a newer jisik (schema {version})",
                              hint="upgrade jisik: pip install -U jisik")
+        if version < len(MIGRATIONS) and self.read_only:
+            raise StoreError(f"{folder} was written by an older jisik and is read-only, so it cannot be upgraded",
+                             hint="open it once where it is writable (any jisik command upgrades it)")
         self._lock = threading.RLock()
         self.index_kind = index_kind
         self._index_options = index_options or {}
@@ -54,9 +69,16 @@ class LocalStore:
         self._pending_remove: list[int] = []
         self._lexical_stale = False
 
+    def require_writable(self) -> None:
+        """Raise :class:`StoreError` when this store was opened read-only."""
+        if self.read_only:
+            raise StoreError(f"the knowledge base at {self.folder} is read-only: nothing can be added or changed",
+                             hint="search and ask work; to change it, copy it to a writable folder")
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction under the store lock; rolled back on any error (or interrupt)."""
+        self.require_writable()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -99,6 +121,8 @@ class LocalStore:
                         f"but [bm25] analyzer is '{analyzer}'",
                         hint="re-analyze with `jisik reindex --kb PATH`")
                 return
+            if self.read_only:
+                return  # an empty read-only knowledge base: nothing to bind, nothing to search
             with self._transaction():
                 self._set_meta("embedder_model", embedder_model)
                 self._set_meta("embedder_dim", str(dim))
@@ -148,6 +172,17 @@ class LocalStore:
             self._db.execute("DELETE FROM doc_meta WHERE doc_id = ?", (doc_id,))
             self._db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
+    def _previous_id(self, file_path: str) -> str | None:
+        row = self._db.execute("SELECT source FROM documents WHERE file_path = ? ORDER BY rowid LIMIT 1",
+                               (file_path,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _id_taken(self, candidate: str, file_path: str) -> bool:
+        """Whether a document of another file is named ``candidate`` (as its source or id)."""
+        row = self._db.execute("SELECT 1 FROM documents WHERE (source = ? OR doc_id = ?) AND file_path != ? LIMIT 1",
+                               (candidate, candidate, file_path)).fetchone()
+        return row is not None
+
     def _next_chunk_id(self) -> int:
         row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
         return (int(row[0]) if row else 0) + 1
@@ -158,6 +193,7 @@ class LocalStore:
         dim = self.dim
         with self._lock:
             with self._transaction():
+                previous = {u.file.path: self._previous_id(u.file.path) for u in units}
                 removed, _ = self._delete_docs_of_files([u.file.path for u in units])
                 next_id = self._next_chunk_id()
                 added: list[int] = []
@@ -165,12 +201,17 @@ class LocalStore:
                     if dim is not None and len(unit.chunks) and unit.vectors.shape[1] != dim:
                         raise StoreError(f"vector dimension {unit.vectors.shape[1]} does not match the "
                                          f"knowledge base's {dim}")
+                    if not unit.file.path.startswith(IN_MEMORY_PREFIX):
+                        path = unit.file.path
+                        claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
+                                  taken=lambda candidate, path=path: self._id_taken(candidate, path))
+                    chunks_per_doc = Counter(c.doc_id for c in unit.chunks)
                     for doc in unit.documents:
-                        # The same doc id may have come from another file before: replace it whole.
+                        # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole.
                         removed.extend(r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?",
                                                                       (doc.doc_id,)))
                         self._delete_doc_rows([doc.doc_id])
-                        n_chunks = sum(1 for c in unit.chunks if c.doc_id == doc.doc_id)
+                        n_chunks = chunks_per_doc[doc.doc_id]
                         self._db.execute(
                             "INSERT OR REPLACE INTO documents(doc_id, file_path, source, title, content_hash, mtime, "
                             "n_chunks, metadata) VALUES(?,?,?,?,?,?,?,?)",
@@ -327,7 +368,13 @@ class LocalStore:
             return lexical
 
     def commit_indexes(self) -> None:
-        """Sync both indexes with SQLite and save them tagged with the current generation."""
+        """Sync both indexes with SQLite and save them tagged with the current generation.
+
+        Read-only: the indexes are synced in memory only."""
+        if self.read_only:
+            self._ensure_dense()
+            self._ensure_lexical()
+            return
         with self._lock:
             generation = self.generation
             index_dir = self.folder / "index"
@@ -446,6 +493,17 @@ class LocalStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def is_read_only(folder: Path) -> bool:
+    """Whether the store in ``folder`` must be opened read-only: ``JISIK_READ_ONLY=1``, or an existing
+    database that this process cannot write (file or folder not writable, e.g. a read-only mount)."""
+    if os.environ.get("JISIK_READ_ONLY") == "1":
+        return True
+    db_file = folder / DB_FILE
+    if not db_file.exists():
+        return False
+    return not (os.access(db_file, os.W_OK) and os.access(folder, os.W_OK))
 
 
 def _header_matches(folder: Path, generation: int, **expected: object) -> bool:

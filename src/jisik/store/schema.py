@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from pathlib import Path
+
+from jisik.errors import StoreError
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: documents, chunks (with vector and analyzer terms: the indexes are rebuilt from them), ledger.
@@ -42,17 +46,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX turns_session ON turns(session, id);
     """,
+    # 3: document ids unique per file (jisik.store.doc_ids). Before, two same-named folders gave one id and the
+    # second file's documents replaced the first's while its ledger row still said "ok". Nothing is deleted:
+    # such files lose their hash, so the next ingest reads them again and gives them their own ids.
+    """
+    CREATE INDEX IF NOT EXISTS documents_source ON documents(source);
+    UPDATE files SET content_hash = '', size = -1
+    WHERE status = 'ok' AND n_documents > (SELECT COUNT(*) FROM documents d WHERE d.file_path = files.path);
+    """,
 )
 
 
-def connect(path: str) -> sqlite3.Connection:
-    """Open the database in WAL mode and apply pending migrations."""
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
-    return conn
+def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
+    """Open the database in WAL mode and apply pending migrations; or read-only, changing nothing.
+
+    Read-only opens never write (no journal-mode switch, no migration, no -wal/-shm files where the folder
+    is not writable: SQLite's ``immutable`` mode, right for a read-only mount). A file that is not a
+    SQLite database raises :class:`StoreError` naming it.
+    """
+    try:
+        if read_only:
+            folder_writable = os.access(os.path.dirname(os.path.abspath(path)), os.W_OK)
+            uri = Path(path).absolute().as_uri() + "?mode=ro" + ("" if folder_writable else "&immutable=1")
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30.0)
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # reads the header: damaged files fail
+            return conn
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+        return conn
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise
+        raise StoreError(f"{path} is damaged or not a jisik database ({exc})",
+                         hint="restore it from a backup, or move the knowledge base folder away and ingest again") from exc
 
 
 def migrate(conn: sqlite3.Connection) -> int:
