@@ -81,7 +81,8 @@ def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             raise
         raise StoreError(f"{path} is damaged or not a jisik database ({exc})",
-                         hint="restore it from a backup, or move the knowledge base folder away and ingest again") from exc
+                         hint="restore it from a backup, or move the knowledge base folder away and ingest again",
+                         ) from exc
 
 
 def migrate(conn: sqlite3.Connection) -> int:
