@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from jisik.cli import app
 from jisik.embed.hashing import HashingEmbedder
 from jisik.kb import KnowledgeBase
-from jisik.store.schema import MIGRATIONS
 
 
 def _kb(path: Path) -> KnowledgeBase:
@@ -69,8 +68,9 @@ def test_migration_restores_files_whose_documents_were_overwritten(tmp_path: Pat
         db.execute("DELETE FROM documents WHERE doc_id = 'docs/budget.txt'")
         db.execute("UPDATE documents SET doc_id = 'docs/budget.txt', source = 'docs/budget.txt'")
         db.execute("UPDATE chunks SET doc_id = 'docs/budget.txt'")
-        db.execute("DROP INDEX documents_source")
-        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+        db.execute("DROP INDEX documents_source")  # back to schema 2, before unique ids
+        db.execute("DROP TABLE staged_chunks")
+        db.execute("PRAGMA user_version = 2")
     rows_before = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     db.close()
     with _kb(tmp_path / "kb") as kb:

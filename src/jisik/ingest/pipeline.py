@@ -17,21 +17,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from jisik.errors import IngestError, JisikError, LoaderError
 from jisik.ingest.chunking import chunk_documents
 from jisik.ingest.loaders import CONVERTIBLE_EXTENSIONS, SUPPORTED_EXTENSIONS, load
 from jisik.records import Chunk, Document, MetadataValue
-from jisik.store.base import FileRecord, IngestUnit
+from jisik.store.base import FileRecord, IngestUnit, chunk_key
 
 if TYPE_CHECKING:
     from jisik.config import KBConfig
-    from jisik.embed.base import Embedder
+    from jisik.embed.base import Embedder, Vectors
     from jisik.store.base import Store
     from jisik.text.analyzers import Analyzer
 
 # Embedding batches of this many chunks keep the engine busy while bounding memory and the work
 # a crash can lose.
 BATCH_CHUNKS = 256
+# Chunks per embedder call: progress is reported after each (a 256-chunk call takes seconds on 2 cores).
+EMBED_STEP = 64
+# A file with more chunks than this is staged part by part (Store.stage): its analyser terms and vectors
+# never all sit in memory at once (a 50 MB file held 1.16 GB before), an interrupt keeps the parts done,
+# and searches see the file only when its last part is written.
+LARGE_FILE_CHUNKS = 4 * BATCH_CHUNKS
 HASH_BLOCK = 1 << 20
 
 ProgressCallback = Callable[[str, int, int], None]
@@ -157,6 +165,9 @@ class IngestPipeline:
         self.analyzer = analyzer
         self.config = config
         self.progress = progress or (lambda stage, done, total: None)
+        self._chunks_planned = 0  # chunks of the files prepared so far (the total grows as files are read)
+        self._chunks_done = 0
+        self._tokens_done = 0
 
     def run(self, paths: Sequence[Path], *, prune: bool = False, strict: bool = False,
             metadata: dict[str, MetadataValue] | None = None) -> IngestReport:
@@ -202,6 +213,7 @@ class IngestPipeline:
             chunks = chunk_documents([doc], self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
             batch.append(_Prepared(pending, [doc], chunks, []))
             batch_chunks += len(chunks)
+            self._chunks_planned += len(chunks)
             if batch_chunks >= BATCH_CHUNKS * 4:
                 self._flush(batch, report)
                 batch, batch_chunks = [], 0
@@ -307,8 +319,15 @@ class IngestPipeline:
                                strict)
                     self.progress("files", done, total)
                     continue
-                batch.append(prepared)
                 report.warnings.extend(prepared.warnings)
+                self._chunks_planned += len(prepared.chunks)
+                if len(prepared.chunks) > LARGE_FILE_CHUNKS:
+                    self._flush(batch, report)
+                    batch, batch_chunks = [], 0
+                    self._write_large(prepared, report)
+                    self.progress("files", done, total)
+                    continue
+                batch.append(prepared)
                 batch_chunks += len(prepared.chunks)
                 if batch_chunks >= BATCH_CHUNKS:
                     self._flush(batch, report)
@@ -333,9 +352,8 @@ class IngestPipeline:
         # (median of 4 bracketed runs, 2-core box; docs/benchmarks-speed.md).
         with ThreadPoolExecutor(max_workers=1) as helper:
             analysis = helper.submit(self._analyze, batch)
-            vectors = self.embedder.embed_documents(texts)
+            vectors = self._embed(texts)
             analysis.result()
-        self.progress("embed", len(texts), len(texts))
         units, offset = [], 0
         for item in batch:
             units.append(IngestUnit(file=item.pending.record, documents=item.documents, chunks=item.chunks,
@@ -343,12 +361,58 @@ class IngestPipeline:
             offset += len(item.chunks)
         self.store.write(units)
         for item in batch:
-            path = item.pending.record.path
-            if not item.chunks:
-                report.empty.append(path)
-            (report.updated if item.pending.is_update else report.added).append(path)
-            report.documents += len(item.documents)
-            report.chunks += len(item.chunks)
+            self._count(item, report)
+
+    def _embed(self, texts: list[str]) -> Vectors:
+        """Embed in steps of :data:`EMBED_STEP`, reporting chunks and tokens done after each step."""
+        parts = []
+        for start in range(0, len(texts), EMBED_STEP):
+            step = texts[start : start + EMBED_STEP]
+            parts.append(self.embedder.embed_documents(step))
+            self._chunks_done += len(step)
+            count = getattr(self.embedder, "count_tokens", None)
+            self._tokens_done += sum(count(step)) if count else sum(len(t) for t in step) // 4
+            self.progress("chunks", self._chunks_done, self._chunks_planned)
+            self.progress("tokens", self._tokens_done, 0)
+        if not parts:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.concatenate(parts)
+
+    def _write_large(self, item: _Prepared, report: IngestReport) -> None:
+        """Stage a big file part by part (analysed and embedded once, durable, not yet searchable), then
+        publish it in one transaction. Parts staged by an interrupted run are not embedded again."""
+        record = item.pending.record
+        staged = self.store.staged_texts(record)
+        todo: dict[str, Chunk] = {}
+        for chunk in item.chunks:
+            key = chunk_key(chunk.text)
+            if key not in staged:
+                todo.setdefault(key, chunk)
+        resumed = len(item.chunks) - len(todo)
+        if resumed:
+            self._chunks_done += resumed
+            report.warnings.append(f"{record.path}: resumed, {resumed} of {len(item.chunks)} chunks were staged")
+        parts = list(todo.values())
+        with ThreadPoolExecutor(max_workers=1) as helper:
+            for start in range(0, len(parts), BATCH_CHUNKS):
+                part = parts[start : start + BATCH_CHUNKS]
+                texts = [c.text for c in part]
+                terms = helper.submit(self.analyzer.analyze_batch, texts)
+                vectors = self._embed(texts)
+                self.store.stage(record, part, vectors, terms.result())
+        self.store.write([IngestUnit(file=record, documents=item.documents, chunks=item.chunks,
+                                     vectors=np.zeros((0, self.embedder.dim), dtype=np.float32), terms=[],
+                                     staged=True)])
+        self._count(item, report)
+
+    @staticmethod
+    def _count(item: _Prepared, report: IngestReport) -> None:
+        path = item.pending.record.path
+        if not item.chunks:
+            report.empty.append(path)
+        (report.updated if item.pending.is_update else report.added).append(path)
+        report.documents += len(item.documents)
+        report.chunks += len(item.chunks)
 
 
 def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo: list[tuple[Path, Path, _Pending]],

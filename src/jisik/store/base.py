@@ -7,6 +7,7 @@ Writes are grouped per file (:class:`IngestUnit`) so a crash never leaves half a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -43,6 +44,8 @@ class IngestUnit:
     chunks: list[Chunk]
     vectors: Vectors
     terms: list[list[str]]
+    # True: vectors and terms were staged part by part (Store.stage, a big file) and are read from there
+    staged: bool = False
 
 
 @dataclass(slots=True)
@@ -72,6 +75,17 @@ class Store(Protocol):
         ...
 
     def record_failures(self, records: Sequence[FileRecord]) -> None: ...
+
+    def stage(self, file: FileRecord, chunks: Sequence[Chunk], vectors: Vectors,
+              terms: Sequence[Sequence[str]]) -> None:
+        """Keep the embedded and analysed chunks of a big file that is still being ingested, durably but
+        invisible to searches, so memory stays bounded and an interrupted ingest keeps the work done.
+        A later :meth:`write` of a unit with ``staged=True`` publishes them; other versions are dropped."""
+        ...
+
+    def staged_texts(self, file: FileRecord) -> set[str]:
+        """Hashes (:func:`chunk_key`) of the chunk texts already staged for this version of the file."""
+        ...
 
     def delete_files(self, paths: Sequence[str]) -> int:
         """Remove the documents of these files and their ledger rows; returns documents removed."""
@@ -118,3 +132,12 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def chunk_key(text: str) -> str:
+    """The staging key of a chunk text.
+
+    >>> chunk_key("반품")[:12]
+    '4c34e221237f'
+    """
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()

@@ -8,6 +8,7 @@ and rebuilds the index from SQLite — no re-embedding, no duplicates, no lost c
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -22,9 +23,9 @@ import numpy as np
 
 from jisik.embed.base import Vectors
 from jisik.errors import EmbedderMismatchError, StoreError
-from jisik.records import Hit
+from jisik.records import Chunk, Hit
 from jisik.retrieve.filters import Filter
-from jisik.store.base import FileRecord, IngestUnit, ScoredIds, StoreStats
+from jisik.store.base import FileRecord, IngestUnit, ScoredIds, StoreStats, chunk_key
 from jisik.store.bm25_index import LexicalIndex
 from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import DenseIndex, IdArray, as_ids
@@ -198,13 +199,13 @@ class LocalStore:
                 next_id = self._next_chunk_id()
                 added: list[int] = []
                 for unit in units:
-                    if dim is not None and len(unit.chunks) and unit.vectors.shape[1] != dim:
+                    if dim is not None and len(unit.chunks) and not unit.staged and unit.vectors.shape[1] != dim:
                         raise StoreError(f"vector dimension {unit.vectors.shape[1]} does not match the "
                                          f"knowledge base's {dim}")
                     if not unit.file.path.startswith(IN_MEMORY_PREFIX):
                         path = unit.file.path
                         claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
-                                  taken=lambda candidate, path=path: self._id_taken(candidate, path))
+                                  taken=functools.partial(self._id_taken, file_path=path))
                     chunks_per_doc = Counter(c.doc_id for c in unit.chunks)
                     for doc in unit.documents:
                         # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole.
@@ -220,18 +221,16 @@ class LocalStore:
                         self._db.execute("DELETE FROM doc_meta WHERE doc_id = ?", (doc.doc_id,))
                         self._db.executemany("INSERT INTO doc_meta(doc_id, key, text_value, num_value) "
                                              "VALUES(?,?,?,?)", meta_rows(doc.doc_id, dict(doc.metadata)))
-                    rows = []
-                    vectors = np.ascontiguousarray(unit.vectors, dtype=np.float32)
-                    for offset, chunk in enumerate(unit.chunks):
+                    rows = self._staged_rows(unit) if unit.staged else self._rows(unit)
+                    insert = ('INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, section, terms, '
+                              "vector) VALUES(?,?,?,?,?,?,?,?,?,?)")
+                    for chunk, (terms, vector) in zip(unit.chunks, rows, strict=True):
                         chunk.chunk_id = next_id
-                        rows.append((next_id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.start, chunk.end,
-                                     chunk.page, chunk.section, " ".join(unit.terms[offset]),
-                                     vectors[offset].tobytes()))
+                        self._db.execute(insert, (next_id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.start,
+                                                  chunk.end, chunk.page, chunk.section, terms, vector))
                         added.append(next_id)
                         next_id += 1
-                    self._db.executemany(
-                        'INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, section, terms, vector) '
-                        "VALUES(?,?,?,?,?,?,?,?,?,?)", rows)
+                    self._db.execute("DELETE FROM staged_chunks WHERE file_path = ?", (unit.file.path,))
                     unit.file.n_chunks = len(unit.chunks)
                     unit.file.n_documents = len(unit.documents)
                     self._upsert_file(unit.file)
@@ -239,6 +238,40 @@ class LocalStore:
             self._pending_remove.extend(removed)
             self._pending_add.extend(added)
             self._lexical_stale = True
+
+    @staticmethod
+    def _rows(unit: IngestUnit) -> Iterator[tuple[str, bytes]]:
+        vectors = np.ascontiguousarray(unit.vectors, dtype=np.float32)
+        for offset in range(len(unit.chunks)):
+            yield " ".join(unit.terms[offset]), vectors[offset].tobytes()
+
+    def _staged_rows(self, unit: IngestUnit) -> Iterator[tuple[str, bytes]]:
+        """Terms and vector of each chunk from the staging table, one row at a time (bounded memory)."""
+        for chunk in unit.chunks:
+            row = self._db.execute("SELECT terms, vector FROM staged_chunks WHERE file_path = ? AND text_key = ? "
+                                   "AND content_hash = ?",
+                                   (unit.file.path, chunk_key(chunk.text), unit.file.content_hash)).fetchone()
+            if row is None:
+                raise StoreError(f"{unit.file.path}: a staged chunk is missing", hint="ingest the file again")
+            yield str(row[0]), bytes(row[1])
+
+    def stage(self, file: FileRecord, chunks: Sequence[Chunk], vectors: Vectors,
+              terms: Sequence[Sequence[str]]) -> None:
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._transaction():
+            # an older version's staged chunks are of no use any more
+            self._db.execute("DELETE FROM staged_chunks WHERE file_path = ? AND content_hash != ?",
+                             (file.path, file.content_hash))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO staged_chunks(file_path, content_hash, text_key, terms, vector) "
+                "VALUES(?,?,?,?,?)",
+                [(file.path, file.content_hash, chunk_key(c.text), " ".join(t), matrix[i].tobytes())
+                 for i, (c, t) in enumerate(zip(chunks, terms, strict=True))])
+
+    def staged_texts(self, file: FileRecord) -> set[str]:
+        return {str(r[0]) for r in self._db.execute(
+            "SELECT text_key FROM staged_chunks WHERE file_path = ? AND content_hash = ?",
+            (file.path, file.content_hash))}
 
     def record_failures(self, records: Sequence[FileRecord]) -> None:
         """Remember failed files (shown by ``status``); their earlier good documents stay searchable."""

@@ -54,6 +54,14 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE files SET content_hash = '', size = -1
     WHERE status = 'ok' AND n_documents > (SELECT COUNT(*) FROM documents d WHERE d.file_path = files.path);
     """,
+    # 4: chunks of a big file staged part by part (embedded and analysed, not yet searchable), so an
+    # interrupted ingest of a huge file resumes without embedding again. Keyed by the file's content hash.
+    """
+    CREATE TABLE staged_chunks (
+        file_path TEXT NOT NULL, content_hash TEXT NOT NULL, text_key TEXT NOT NULL, terms TEXT NOT NULL,
+        vector BLOB NOT NULL, PRIMARY KEY (file_path, text_key)
+    );
+    """,
 )
 
 
