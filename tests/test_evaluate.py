@@ -248,10 +248,10 @@ def test_source_matching_and_check_gold() -> None:
     assert source_matches("sec10q/docs/2023 Q3 AAPL.pdf", "*AAPL*")
     ds = _dataset(EvalExample("q1", "?", gold_doc_ids=["a", "b"]), EvalExample("q2", "?", gold_sources=["x.md"]),
                   EvalExample("q3", "?", gold_sources=["*.pdf"]))
-    missing = check_gold(ds, ["a"], ["docs/x.md"])
+    missing = check_gold(ds, [("a", "a"), ("docs/x.md", "docs/x.md")])
     assert missing.count == 2 and set(missing.by_question) == {"q1", "q3"}
     assert "2 gold reference(s) in 2 question(s)" in missing.describe()
-    assert not check_gold(ds, ["a", "b"], ["docs/x.md", "f/y.pdf"])
+    assert not check_gold(ds, [(d, d) for d in ("a", "b", "docs/x.md", "f/y.pdf")])
 
 
 # --- retrieval runner --------------------------------------------------------------------------------
@@ -603,7 +603,9 @@ def test_eval_cli_answers_with_the_extractive_answerer(cli: typer.Typer, runner:
 def test_eval_cli_judge_down_writes_nothing(cli: typer.Typer, runner: CliRunner, cli_kb: Path,
                                             tmp_path: Path) -> None:
     html = tmp_path / "r.html"
-    result = runner.invoke(cli, ["eval", str(_qa(tmp_path)), "--kb", str(cli_kb), "--answers", "--judge",
+    qa = _jsonl(tmp_path / "qa.jsonl", [{"question": "반품 기간은?", "answers": ["14일"],
+                                        "gold_sources": ["returns.md"]}])
+    result = runner.invoke(cli, ["eval", str(qa), "--kb", str(cli_kb), "--answers", "--judge",
                                  "openai:http://127.0.0.1:9/v1#judge", "--report", str(html), "--save", "x"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "error:" in result.output and "127.0.0.1:9" in " ".join(result.output.split())
@@ -617,7 +619,7 @@ def test_shared_datasets_load() -> None:
     sec = load_dataset(shared_data("sec10q", "qna_data.csv"))
     assert len(sec.examples) == 195 and all(e.gold_sources and e.answers for e in sec.examples)
     pdfs = [f"docs/{p.name}" for p in shared_data("sec10q", "docs").glob("*.pdf")]
-    assert not check_gold(sec, [], pdfs)  # every "*2023 Q3 AAPL*" glob names a filing
+    assert not check_gold(sec, [(pdf, pdf) for pdf in pdfs])  # every "*2023 Q3 AAPL*" glob names a filing
     squad = load_dataset(shared_data("squad_v1.1_dev", "dev-v1.1.json"))
     assert (len(squad.examples), len(squad.corpus or [])) == (10570, 2067)
     korean = load_dataset(shared_data("msmarco_ko_en", "msmarco_kor.json"))

@@ -167,6 +167,7 @@ def _evaluate(*, dataset: Path, kb_path: Path, modes: str, k: str, chunk_sizes: 
     from jisik.cli import _open, err_console
     from jisik.evaluate import runner
     from jisik.evaluate.datasets import load_dataset
+    from jisik.evaluate.gold import check_usable, preflight
     from jisik.evaluate.report import compare, load_report
 
     if judge_spec and not answers:
@@ -177,11 +178,19 @@ def _evaluate(*, dataset: Path, kb_path: Path, modes: str, k: str, chunk_sizes: 
     mode_list = _modes(modes)
     sizes: list[int | None] = list(_int_list(chunk_sizes, "--chunk-sizes")) if chunk_sizes else [None]
     data = load_dataset(dataset).head(limit)
+    check_usable(data, answers=answers)  # before the knowledge base is opened (or created)
     with _open(kb_path, create=data.corpus is not None) as base, _progress(not as_json) as progress:
         save_path = eval_path(base.path, save) if save else None
         baseline_report = load_report(eval_path(base.path, baseline)) if baseline else None
+        add_corpus = data.corpus is not None and (ingest_corpus or base.status()["documents"] == 0)
+        # Fail fast: gold is checked against the documents the knowledge base will hold, before the
+        # corpus is embedded or the judge is probed.
+        planned = [(d["doc_id"], d["source"]) for d in base.documents()]
+        planned += [(d.doc_id, d.source) for d in (data.corpus or [])] if add_corpus else []
+        preflight(data, planned, answers=answers, allow_missing_gold=allow_missing_gold,
+                  record_ids=base.config.loaders.id_field is not None)
         judge = _create_judge(judge_spec) if judge_spec else None
-        if data.corpus is not None and (ingest_corpus or base.status()["documents"] == 0):
+        if add_corpus:
             ingested = runner.ingest_corpus(base, data, progress=progress)
             err_console.print(f"corpus: {len(ingested.added)} added, {len(ingested.updated)} updated, "
                               f"{len(ingested.unchanged)} unchanged documents from {data.name}", highlight=False)

@@ -9,7 +9,8 @@ One in-memory shape, :class:`EvalDataset`, read from the formats people already 
   stable id ``<title>#<n>`` (n counts paragraphs of that article from 0); the gold of a question
   is its paragraph, its answers the annotated answer texts.
 - **BEIR folder** (``load_beir``): ``corpus.jsonl``, ``queries.jsonl``, ``qrels/<split>.tsv``. Graded
-  judgements are kept in :attr:`EvalExample.relevance` (grade > 0 counts as gold).
+  judgements are kept in :attr:`EvalExample.relevance` (grade > 0 counts as gold); a query's optional
+  ``answers`` (a string or a list) are its reference answers.
 - **MS MARCO-style JSON list** (``load_msmarco``): ``[{"id", "query", "positive": [passage, ...]}]``
   (the Korean/English set in ``shared/data/msmarco_ko_en``); each distinct positive passage becomes
   a corpus document whose id is a hash of its text, so a passage shared by two queries is one document.
@@ -17,7 +18,8 @@ One in-memory shape, :class:`EvalDataset`, read from the formats people already 
   ``gold_doc_ids``, ``gold_sources`` (or ``source docs``, as in the SEC 10-Q set) and ``id``.
 
 Gold sources may be paths (``policies/returns.md``), base names (``returns.md``) or globs
-(``*2023 Q3 AAPL*``); see :func:`source_matches`.
+(``*2023 Q3 AAPL*``), optionally with a page (``2023 Q3 AAPL.pdf#page=12``); gold doc ids may be a
+record's own id in a CSV/JSONL file ingested with ``id_field``. :mod:`jisik.evaluate.gold` resolves them.
 
 Bad input is never skipped silently: rows without a question, answers of the wrong type, duplicate
 ids and empty datasets raise :class:`~jisik.errors.EvaluationError` naming the lines to fix.
@@ -26,16 +28,16 @@ ids and empty datasets raise :class:`~jisik.errors.EvaluationError` naming the l
 from __future__ import annotations
 
 import csv
-import fnmatch
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from jisik.errors import EvaluationError
+from jisik.evaluate.gold import MissingGold, check_gold, source_matches
 from jisik.records import Document
 
 __all__ = [
@@ -105,90 +107,6 @@ class EvalDataset:
     @property
     def with_gold(self) -> list[EvalExample]:
         return [e for e in self.examples if e.has_gold]
-
-
-@dataclass(slots=True)
-class MissingGold:
-    """Gold references that name no document in the knowledge base.
-
-    ``count`` counts references (a question with two missing gold ids adds 2); ``examples`` shows the
-    first few as ``"<qid>: <gold>"``; ``by_question`` maps each affected question to its missing golds.
-    """
-
-    count: int = 0
-    examples: list[str] = field(default_factory=list)
-    by_question: dict[str, list[str]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return self.count > 0
-
-    def describe(self) -> str:
-        shown = "; ".join(self.examples)
-        more = f" (and {self.count - len(self.examples)} more)" if self.count > len(self.examples) else ""
-        return (f"{self.count} gold reference(s) in {len(self.by_question)} question(s) are not in the "
-                f"knowledge base, e.g. {shown}{more}")
-
-
-# --- matching gold sources ----------------------------------------------------------------------------
-
-_GLOB_CHARS = frozenset("*?[")
-
-
-def source_matches(source: str, gold: str) -> bool:
-    """Whether a hit's ``source`` is the gold source ``gold`` (a path, a base name or a glob).
-
-    A gold path matches the source itself or any source ending in ``/<gold>``; a name without a
-    folder matches the base name; a glob is tried against the source and its base name.
-
-    >>> source_matches("docs/policies/returns.md", "policies/returns.md")
-    True
-    >>> source_matches("docs/policies/returns.md", "returns.md"), source_matches("docs/old-returns.md", "returns.md")
-    (True, False)
-    >>> source_matches("sec10q/2023 Q3 AAPL.pdf", "*2023 Q3 AAPL*"), source_matches("x/2023 Q3 MSFT.pdf", "*AAPL*")
-    (True, False)
-    """
-    source = source.replace("\\", "/")
-    gold = gold.replace("\\", "/").strip()
-    if not gold:
-        return False
-    base = PurePosixPath(source).name
-    if _GLOB_CHARS.intersection(gold):
-        return (fnmatch.fnmatchcase(source, gold) or fnmatch.fnmatchcase(base, gold)
-                or fnmatch.fnmatchcase(source, "*/" + gold))
-    gold = gold[2:] if gold.startswith("./") else gold
-    return source == gold or source.endswith("/" + gold) or ("/" not in gold and base == gold)
-
-
-def check_gold(dataset: EvalDataset, known_doc_ids: Iterable[str], known_sources: Iterable[str]) -> MissingGold:
-    """Count the gold doc ids and gold sources of ``dataset`` that match nothing known.
-
-    >>> ds = EvalDataset("t", [EvalExample("q1", "?", gold_doc_ids=["a", "zz"]), EvalExample("q2", "?",
-    ...                  gold_sources=["*.md"])])
-    >>> missing = check_gold(ds, ["a", "b"], ["docs/b.txt"])
-    >>> missing.count, missing.examples
-    (2, ["q1: doc id 'zz'", "q2: source '*.md'"])
-    """
-    doc_ids = set(known_doc_ids)
-    sources = list(dict.fromkeys(known_sources))
-    exact_sources = set(sources)
-    cache: dict[str, bool] = {}
-
-    def source_known(gold: str) -> bool:
-        if gold not in cache:
-            cache[gold] = gold in exact_sources or any(source_matches(s, gold) for s in sources)
-        return cache[gold]
-
-    missing = MissingGold()
-    for example in dataset.examples:
-        absent = [f"doc id '{g}'" for g in example.gold_doc_ids if g not in doc_ids]
-        absent += [f"source '{g}'" for g in example.gold_sources if not source_known(g)]
-        if absent:
-            missing.by_question[example.qid] = absent
-            missing.count += len(absent)
-            for item in absent:
-                if len(missing.examples) < MAX_ERRORS_SHOWN:
-                    missing.examples.append(f"{example.qid}: {item}")
-    return missing
 
 
 # --- shared validation -------------------------------------------------------------------------------
@@ -420,8 +338,9 @@ def _squad_from_json(path: Path, data: Any) -> EvalDataset:
 
 
 def load_beir(folder: str | Path, *, split: str = "test") -> EvalDataset:
-    """A BEIR folder: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``)
-    and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``, ``score``; a header line is allowed).
+    """A BEIR folder: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``,
+    optionally ``answers``: a string or a list) and ``qrels/<split>.tsv`` (``query-id``, ``corpus-id``,
+    ``score``; a header line is allowed).
 
     Only queries with judgements in the split are evaluated (``queries.jsonl`` usually holds every
     split). A judgement naming an unknown query is an error.
@@ -443,6 +362,7 @@ def load_beir(folder: str | Path, *, split: str = "test") -> EvalDataset:
         text = f"{title}\n{row['text']}" if title else row["text"]
         corpus.append(Document(doc_id=doc_id, source=doc_id, text=text, title=title or None))
     queries: dict[str, str] = {}
+    answers: dict[str, list[str]] = {}
     query_rows, query_lines = _json_objects(folder / "queries.jsonl", problems, "queries.jsonl ")
     total += query_lines
     for lineno, row in query_rows:
@@ -450,7 +370,11 @@ def load_beir(folder: str | Path, *, split: str = "test") -> EvalDataset:
         if "_id" not in row or not isinstance(text, str) or not text.strip():
             problems.add(f"queries.jsonl line {lineno}", "needs '_id' and a non-empty 'text' (the question)")
             continue
+        values, error = _string_list(row.get("answers"), "answers")
+        if error:  # reported, but the query stays known so its judgements are not reported as well
+            problems.add(f"queries.jsonl line {lineno}", error)
         queries[str(row["_id"])] = text.strip()
+        answers[str(row["_id"])] = values
     qrels: dict[str, dict[str, float]] = {}
     for lineno, line in enumerate(_read_lines(qrels_path), start=1):
         parts = line.rstrip("\n").split("\t")
@@ -466,7 +390,7 @@ def load_beir(folder: str | Path, *, split: str = "test") -> EvalDataset:
             continue
         qrels.setdefault(qid, {})[doc_id] = score
     problems.raise_if_any(total, "fix those lines; see https://github.com/beir-cellar/beir for the format")
-    examples = [EvalExample(qid, queries[qid], gold_doc_ids=[d for d, g in grades.items() if g > 0],
+    examples = [EvalExample(qid, queries[qid], answers[qid], gold_doc_ids=[d for d, g in grades.items() if g > 0],
                             relevance=dict(grades))
                 for qid, grades in qrels.items()]
     _require_examples(examples, folder, f"qrels/{split}.tsv judges no query")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from jisik.errors import EvaluationError
+from jisik.evaluate.gold import CITES_GOLD_DOCUMENT, CITES_GOLD_PAGE, CONTAINS_ANSWER
 from jisik.evaluate.svg import PALETTE, svg_histogram, svg_line_chart
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Regression",
     "RetrievedItem",
     "RunResult",
+    "citation_definition",
     "compare",
     "load_report",
     "percentile",
@@ -193,7 +195,8 @@ class RunResult:
 
 @dataclass(slots=True)
 class AnswerRecord:
-    """One answered question. ``judge`` maps a judge metric to its 1–5 score, or None when unparsable."""
+    """One answered question. ``judge`` maps a judge metric to its 1–5 score, or None when unparsable;
+    ``citation_basis`` says what ``citation_accuracy`` was judged against (see :func:`citation_definition`)."""
 
     qid: str
     question: str
@@ -208,19 +211,47 @@ class AnswerRecord:
     citations: list[str]
     latency_ms: float
     judge: dict[str, float | None] = field(default_factory=dict)
+    citation_basis: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"qid": self.qid, "question": self.question, "answers": self.answers, "prediction": self.prediction,
                 "language": self.language, "found": self.found, "em": self.em, "f1": self.f1,
-                "citation_accuracy": self.citation_accuracy, "groundedness": self.groundedness,
-                "citations": self.citations, "latency_ms": self.latency_ms, "judge": self.judge}
+                "citation_accuracy": self.citation_accuracy, "citation_basis": self.citation_basis,
+                "groundedness": self.groundedness, "citations": self.citations, "latency_ms": self.latency_ms,
+                "judge": self.judge}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnswerRecord:
         return cls(str(data["qid"]), str(data["question"]), list(data["answers"]), str(data["prediction"]),
                    str(data["language"]), bool(data["found"]), float(data["em"]), float(data["f1"]),
                    data.get("citation_accuracy"), data.get("groundedness"), list(data.get("citations") or []),
-                   float(data["latency_ms"]), dict(data.get("judge") or {}))
+                   float(data["latency_ms"]), dict(data.get("judge") or {}),
+                   # Reports saved before citation_basis existed judged citations by the answer text only.
+                   data.get("citation_basis", CONTAINS_ANSWER if data.get("citation_accuracy") is not None
+                            else None))
+
+
+_BASIS_TEXT = {CITES_GOLD_DOCUMENT: "it cites a gold document", CITES_GOLD_PAGE: "it cites the gold page",
+               CONTAINS_ANSWER: "the cited chunk contains a reference answer"}
+
+
+def citation_definition(bases: Mapping[str, int]) -> str:
+    """What ``citation_accuracy`` measured, from the number of questions judged on each basis.
+
+    >>> citation_definition({"gold document": 14})
+    'a citation is accurate when it cites a gold document (14 questions)'
+    >>> citation_definition({"reference answer": 1})
+    'a citation is accurate when the cited chunk contains a reference answer (1 question, without gold)'
+    >>> citation_definition({})
+    ''
+    """
+    parts = []
+    for basis, text in _BASIS_TEXT.items():
+        count = bases.get(basis, 0)
+        if count:
+            unit = "question" if count == 1 else "questions"
+            parts.append(f"{text} ({count} {unit}{', without gold' if basis == CONTAINS_ANSWER else ''})")
+    return f"a citation is accurate when {'; when '.join(parts)}" if parts else ""
 
 
 @dataclass(slots=True)
@@ -241,6 +272,19 @@ class AnswerResult:
     incomplete_reason: str | None = None
 
     @property
+    def citation_bases(self) -> dict[str, int]:
+        """Questions whose citations were scored, by what they were judged against."""
+        counts: dict[str, int] = {}
+        for record in self.records:
+            if record.citation_accuracy is not None and record.citation_basis:
+                counts[record.citation_basis] = counts.get(record.citation_basis, 0) + 1
+        return counts
+
+    @property
+    def citation_definition(self) -> str:
+        return citation_definition(self.citation_bases)
+
+    @property
     def latency(self) -> LatencySummary:
         values = [r.latency_ms for r in self.records]
         mean = sum(values) / len(values) if values else 0.0
@@ -258,7 +302,8 @@ class AnswerResult:
         return {"llm": self.llm, "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
                 "records": [r.to_dict() for r in self.records], "judge": self.judge,
                 "judge_failures": self.judge_failures, "skipped_without_answers": self.skipped_without_answers,
-                "complete": self.complete, "incomplete_reason": self.incomplete_reason}
+                "complete": self.complete, "incomplete_reason": self.incomplete_reason,
+                "citation_definition": self.citation_definition, "citation_bases": self.citation_bases}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnswerResult:
@@ -546,6 +591,8 @@ def _answers_markdown(answers: AnswerResult, max_rows: int) -> list[str]:
     for metric, value, failures in answers.metric_rows():
         shown = value.format() if value else "no parsable reply"
         lines.append(f"| {metric} | {shown} | {value.n if value else 0} | {'' if failures is None else failures} |")
+    if answers.citation_definition:
+        lines += ["", f"citation_accuracy: {_md(answers.citation_definition)}."]
     lat = answers.latency
     lines += ["", f"Latency per answer: mean {lat.mean_ms:.0f} ms, p50 {lat.p50_ms:.0f} ms, p95 {lat.p95_ms:.0f} ms."]
     lines += ["", "| question | reference | answer | EM | F1 | found |", "|---|---|---|---|---|---|"]
@@ -648,6 +695,8 @@ def _html_answers(answers: AnswerResult, max_rows: int) -> str:
         out.append(f"<tr><th>{_e(metric)}</th><td class=num>{_e(shown)}</td><td class=num>{value.n if value else 0}"
                    f"</td><td class=num>{'' if failures is None else failures}</td></tr>")
     out.append("</table>")
+    if answers.citation_definition:
+        out.append(f"<p>citation_accuracy: {_e(answers.citation_definition)}.</p>")
     lat = answers.latency
     out.append(f"<p>Latency per answer: mean {lat.mean_ms:.0f} ms, p50 {lat.p50_ms:.0f} ms, "
                f"p95 {lat.p95_ms:.0f} ms.</p>")

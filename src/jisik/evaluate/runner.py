@@ -2,11 +2,13 @@
 
 Retrieval
     Each :class:`RetrievalRunConfig` (a mode, a depth, search options, optionally a chunk size) is
-    run over every question that has gold documents, in batches through ``kb.search_batch``. A hit
-    counts as gold when its ``doc_id`` is a gold doc id, or its ``source`` matches a gold source (a
-    path, a base name or a glob, see :func:`~jisik.evaluate.datasets.source_matches`). Ranks count
-    chunks, so ``recall@5`` means "among the 5 chunks a user of ``-k 5`` would get"; a second chunk of
-    an already found gold document is not credited twice.
+    run over every question that has gold documents, in batches through ``kb.search_batch``. Each gold
+    reference is resolved against the knowledge base's documents first (:class:`~jisik.evaluate.gold.GoldIndex`):
+    a gold doc id names one document (also a CSV/JSONL record by its own ``id_field`` id), a gold source
+    one file, a glob every file it matches (so recall@k of ``*AAPL*`` is the share of AAPL filings
+    found), a ``#page=N`` suffix one page of it. A hit counts as gold when it is on a gold document
+    (and page). Ranks count chunks, so ``recall@5`` means "among the 5 chunks a user of ``-k 5`` would
+    get"; a second chunk of an already found gold item is not credited twice.
 
     Gold documents that are not in the knowledge base stop the run (:class:`EvaluationError`, with
     the count and examples), because every metric would silently understate retrieval. With
@@ -26,7 +28,10 @@ Chunk sizes
 Answers
     :func:`run_answer_eval` asks every question that has reference answers (``kb.ask``) and scores
     exact match and F1 (KorQuAD normalisation for Korean questions, SQuAD's otherwise), citation
-    accuracy (the cited chunks contain a reference answer), groundedness, found-rate and latency.
+    accuracy, groundedness, found-rate and latency. Citation accuracy is the share of citations on a
+    gold document (on the gold page, when the gold names one) for questions with gold, and, for those
+    without, the share of cited chunks that contain a reference answer; each record says which
+    (``citation_basis``) and the report states the definition used.
     An optional judge LLM rates faithfulness and relevance from 1 to 5, replying in JSON; replies
     that cannot be parsed are counted per metric and shown, never turned into a score. A judge that
     does not answer a probe request stops the evaluation before anything is written; a failure
@@ -49,7 +54,18 @@ from pydantic import ValidationError
 
 from jisik.errors import EvaluationError, JisikError
 from jisik.evaluate import metrics
-from jisik.evaluate.datasets import EvalDataset, EvalExample, MissingGold, check_gold, source_matches
+from jisik.evaluate.datasets import EvalDataset, EvalExample
+from jisik.evaluate.gold import (
+    GoldIndex,
+    GoldItem,
+    MissingGold,
+    Resolution,
+    check_gold,
+    citation_basis,
+    describe_matching,
+    gold_citation_accuracy,
+    missing_gold_error,
+)
 from jisik.evaluate.metrics import AnswerStyle
 from jisik.evaluate.report import (
     AnswerRecord,
@@ -188,32 +204,25 @@ def _check_ks(ks: Sequence[int]) -> list[int]:
     return cleaned
 
 
-def _gold_keys(hit: Hit, doc_ids: set[str], sources: Sequence[str]) -> str | None:
-    """The gold reference a hit satisfies: its doc id, or the first gold source it matches."""
-    if hit.doc_id in doc_ids:
-        return hit.doc_id
-    for gold in sources:
-        if source_matches(hit.source, gold):
-            return gold
-    return None
-
-
-def _ranking(hits: Sequence[Hit], doc_ids: set[str], sources: Sequence[str]) -> tuple[list[str], list[bool]]:
-    """Per-chunk ranking for the metrics: a gold key at its first occurrence, else a unique filler.
+def _ranking(hits: Sequence[Hit], items: Sequence[GoldItem]) -> tuple[list[str], list[bool]]:
+    """Per-chunk ranking for the metrics: the key of the first gold item a hit satisfies that no earlier
+    hit did, else a unique filler; and whether each hit is on gold at all.
 
     >>> h = [Hit(i, 1.0, "", d, d, None, None, None, 0, 1) for i, d in enumerate(["x", "a", "a", "b"])]
-    >>> _ranking(h, {"a", "b"}, [])
+    >>> _ranking(h, [GoldItem("a", frozenset({"a"})), GoldItem("b", frozenset({"b"}))])
     (['\\x00miss1', 'a', '\\x00miss3', 'b'], [False, True, True, True])
     """
     ranking: list[str] = []
     relevant: list[bool] = []
     seen: set[str] = set()
     for rank, hit in enumerate(hits, start=1):
-        key = _gold_keys(hit, doc_ids, sources)
-        relevant.append(key is not None)
-        if key is not None and key not in seen:
-            seen.add(key)
-            ranking.append(key)
+        keys = [item.key for item in items if item.satisfied_by(hit.doc_id, hit.page)]
+        relevant.append(bool(keys))
+        # A file in two globs' sets (or a page and its file) credits the item not yet found.
+        fresh = next((key for key in keys if key not in seen), None)
+        if fresh is not None:
+            seen.add(fresh)
+            ranking.append(fresh)
         else:
             ranking.append(f"\x00miss{rank}")
     return ranking, relevant
@@ -224,9 +233,11 @@ def _ci(values: Sequence[float], *, resamples: int, seed: int) -> MetricValue:
     return MetricValue(float(mean), float(low), float(high), len(values))
 
 
-def _known(kb: KnowledgeBase) -> tuple[list[str], list[str]]:
-    documents = kb.documents()
-    return [d["doc_id"] for d in documents], [d["source"] for d in documents]
+def _gold_index(kb: KnowledgeBase) -> GoldIndex:
+    """The documents of ``kb`` indexed for gold; records match by their own id only when ``kb`` gives
+    rows one (``[loaders] id_field``), not by row number."""
+    return GoldIndex([(d["doc_id"], d["source"]) for d in kb.documents()],
+                     record_ids=kb.config.loaders.id_field is not None)
 
 
 def _kb_info(kb: KnowledgeBase) -> dict[str, Any]:
@@ -276,37 +287,38 @@ def run_retrieval_eval(kb: KnowledgeBase, dataset: EvalDataset, *,
             kbs[config.chunk_size] = kb if config.chunk_size is None else variant_kb(
                 kb, config.chunk_size, dataset, cache_dir=cache_dir, progress=progress)
     gold_dataset = EvalDataset(dataset.name, gold_examples)
+    # Gold is resolved in each knowledge base used (a variant re-reads the files, so its ids could differ);
+    # a reference missing from any of them is dropped from all, so every run scores the same gold.
+    indexes = {base: _gold_index(base) for base in dict.fromkeys(kbs.values())}
     missing = MissingGold()
-    for base in dict.fromkeys(kbs.values()):
-        for qid, items in check_gold(gold_dataset, *_known(base)).by_question.items():
-            merged = missing.by_question.setdefault(qid, [])
-            merged.extend(item for item in items if item not in merged)
-    missing.count = sum(len(items) for items in missing.by_question.values())
-    missing.examples = [f"{qid}: {item}" for qid, items in missing.by_question.items() for item in items][:5]
+    for index in indexes.values():
+        for qid, absent in check_gold(gold_dataset, index).by_question.items():
+            missing.add(qid, absent)
     try:
         if missing and not allow_missing_gold:
-            corpus_hint = (f"the dataset has a corpus of {len(dataset.corpus)} documents: add it with --ingest-corpus, "
-                           "or " if dataset.corpus else "ingest the documents the dataset refers to, ")
-            raise EvaluationError(missing.describe(),
-                                  hint=corpus_hint + "fix the gold ids, or pass --allow-missing-gold to evaluate "
-                                                     "anyway")
+            raise missing_gold_error(missing, dataset, next(iter(indexes.values())))
         if missing:
             report.missing_gold = {"count": missing.count, "questions": len(missing.by_question),
                                    "examples": missing.examples[:5]}
-        scored: list[tuple[EvalExample, set[str], list[str]]] = []
+        scored: dict[KnowledgeBase, list[tuple[EvalExample, list[GoldItem]]]] = {base: [] for base in indexes}
+        resolutions: list[Resolution] = []
         for example in gold_examples:
             absent = missing.by_question.get(example.qid, [])
-            doc_ids = {g for g in example.gold_doc_ids if f"doc id '{g}'" not in absent}
-            sources = [g for g in example.gold_sources if f"source '{g}'" not in absent]
-            if not doc_ids and not sources:
+            per_kb = {base: index.resolve(example, skip=absent) for base, index in indexes.items()}
+            first = next(iter(per_kb.values()))
+            if not first.items:
                 report.excluded[example.qid] = "whose gold is not in the knowledge base"
                 continue
-            scored.append((example, doc_ids, sources))
-        if not scored:
+            resolutions.append(first)
+            for base, resolution in per_kb.items():
+                scored[base].append((example, resolution.items))
+        if not resolutions:
             raise EvaluationError("none of the gold documents is in the knowledge base, so nothing can be scored",
                                   hint="ingest the dataset's documents first")
+        report.notes.extend(describe_matching(resolutions))
         for number, config in enumerate(configs, start=1):
-            report.runs.append(_run_one(kbs[config.chunk_size], config, scored, ks, batch_size=batch_size,
+            base = kbs[config.chunk_size]
+            report.runs.append(_run_one(base, config, scored[base], ks, batch_size=batch_size,
                                         resamples=resamples, seed=seed, progress=report_progress,
                                         label=f"run {number}/{len(configs)}"))
     finally:
@@ -316,7 +328,7 @@ def run_retrieval_eval(kb: KnowledgeBase, dataset: EvalDataset, *,
     return report
 
 
-def _run_one(kb: KnowledgeBase, config: RetrievalRunConfig, scored: list[tuple[EvalExample, set[str], list[str]]],
+def _run_one(kb: KnowledgeBase, config: RetrievalRunConfig, scored: list[tuple[EvalExample, list[GoldItem]]],
              ks: list[int], *, batch_size: int, resamples: int, seed: int, progress: ProgressFn,
              label: str) -> RunResult:
     depth = config.k or ks[-1]
@@ -324,7 +336,7 @@ def _run_one(kb: KnowledgeBase, config: RetrievalRunConfig, scored: list[tuple[E
     if not usable_ks:
         raise EvaluationError(f"run '{config.name}' retrieves {depth} chunks, fewer than every k in {ks}")
     mode = config.mode or kb.config.retrieval.mode
-    questions = [example.question for example, _, _ in scored]
+    questions = [example.question for example, _ in scored]
     # Warm-up, untimed: the first search loads the embedding model and the indexes.
     kb.search_batch(questions[:1], mode=mode, k=depth, **config.options)
     results: list[list[Hit]] = []
@@ -341,10 +353,10 @@ def _run_one(kb: KnowledgeBase, config: RetrievalRunConfig, scored: list[tuple[E
     values: dict[str, list[float]] = {}
     curve = [0.0] * depth
     records: list[QuestionResult] = []
-    for (example, doc_ids, sources), hits in zip(scored, results, strict=True):
-        ranking, relevant_flags = _ranking(hits, doc_ids, sources)
-        relevant: set[str] = set(doc_ids) | set(sources)
-        grades: dict[str, float] = {g: example.relevance.get(g, 1.0) for g in relevant}
+    for (example, items), hits in zip(scored, results, strict=True):
+        ranking, relevant_flags = _ranking(hits, items)
+        relevant = {item.key for item in items}
+        grades = {item.key: item.grade for item in items}
         per_query = _query_metrics(ranking, relevant, grades, usable_ks)
         for key, value in per_query.items():
             values.setdefault(key, []).append(value)
@@ -353,7 +365,7 @@ def _run_one(kb: KnowledgeBase, config: RetrievalRunConfig, scored: list[tuple[E
         hit_rank = next((i + 1 for i, flag in enumerate(relevant_flags) if flag), None)
         retrieved = [RetrievedItem(rank, hit.doc_id, hit.source, float(hit.score), hit.page, flag)
                      for rank, (hit, flag) in enumerate(zip(hits, relevant_flags, strict=True), start=1)]
-        records.append(QuestionResult(example.qid, example.question, [*sorted(doc_ids), *sources], retrieved,
+        records.append(QuestionResult(example.qid, example.question, [item.key for item in items], retrieved,
                                       hit_rank, latencies[len(records)]))
     n = len(scored)
     return RunResult(name=config.name, mode=mode, k=depth, chunk_size=config.chunk_size, options=dict(config.options),
@@ -499,6 +511,8 @@ def run_answer_eval(kb: KnowledgeBase, dataset: EvalDataset, *, llm: str | LLM |
                               hint="add 'answers' to the questions, or drop --answers")
     if judge is not None and probe_judge:
         check_judge(judge)
+    # Gold says where an answer is, so citations are judged against it when a question has gold.
+    index = _gold_index(kb) if any(e.has_gold for e in examples) else None
     llm_name = llm if isinstance(llm, str) else (llm.name if llm is not None else kb.config.llm.backend)
     result = AnswerResult(llm=llm_name, metrics={}, records=[], judge=judge.name if judge else None,
                           judge_failures={f"judge_{m}": 0 for m in JUDGE_METRICS} if judge else {},
@@ -522,13 +536,17 @@ def run_answer_eval(kb: KnowledgeBase, dataset: EvalDataset, *, llm: str | LLM |
         chunk_text = {s.chunk_id: s.quote for s in answer.sources}
         cited = [chunk_text.get(c.chunk_id, c.quote) for c in answer.citations]
         contexts = [s.quote for s in answer.sources]
+        items = index.resolve(example).items if index is not None else []
+        accuracy: float | None = None
+        if answer.citations:
+            accuracy = (gold_citation_accuracy([(c.doc_id, c.page) for c in answer.citations], items) if items
+                        else float(metrics.citation_accuracy(cited, example.answers, style=style)))
         record = AnswerRecord(
             qid=example.qid, question=example.question, answers=example.answers, prediction=answer.text,
             language=language, found=answer.found,
             em=float(metrics.exact_match(prediction, example.answers, style=style)),
             f1=float(metrics.token_f1(prediction, example.answers, style=style)),
-            citation_accuracy=(float(metrics.citation_accuracy(cited, example.answers, style=style))
-                               if cited else None),
+            citation_accuracy=accuracy, citation_basis=citation_basis(items) if accuracy is not None else None,
             groundedness=(float(metrics.groundedness(prediction, contexts, language=language))
                           if contexts and answer.found else None),
             citations=[f"{c.source}" + ("" if c.page is None else f" p.{c.page}") for c in answer.citations],
