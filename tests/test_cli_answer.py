@@ -105,3 +105,22 @@ def test_template_missing_question_is_named(runner: CliRunner, small_kb: Path, t
     result = runner.invoke(app, ["ask", "반품?", "--kb", str(small_kb), "--llm", "openai:http://127.0.0.1:9/v1#m"],
                            env={"JISIK_ANSWER__TEMPLATES_DIR": str(templates)})
     _one_line_error(result, "missing {question}")
+
+
+def test_chat_resumes_a_named_session_and_reset_forgets(runner: CliRunner, small_kb: Path) -> None:
+    kb = str(small_kb)
+    first = runner.invoke(app, ["chat", "--kb", kb, "--session", "s1"], input="반품 기간은 며칠인가요?\n/exit\n")
+    assert first.exit_code == 0, first.output
+    assert "resumed" not in first.output and "new session s1" in first.output
+    again = runner.invoke(app, ["chat", "--kb", kb, "--session", "s1"],
+                          input="그럼 배송비는요?\n/reset\n그럼 교환은요?\n")
+    assert again.exit_code == 0, again.output
+    assert "resumed session s1 (1 earlier turn)" in again.output
+    assert "memory cleared for this chat" in again.output
+    rows = json.loads(runner.invoke(app, ["logs", "--kb", kb, "--session", "s1", "--json"]).stdout)
+    assert [row["question"] for row in rows] == ["그럼 교환은요?", "그럼 배송비는요?", "반품 기간은 며칠인가요?"]
+    # the follow-up after resuming was read with the earlier turn; the one after /reset without it
+    assert rows[1]["standalone_question"] == "반품 기간은 며칠인가요? 그럼 배송비는요?"
+    assert rows[0]["standalone_question"] in (None, "그럼 교환은요?")
+    other = runner.invoke(app, ["chat", "--kb", kb, "--session", "s2"], input="")
+    assert "new session s2" in other.output  # another name starts empty

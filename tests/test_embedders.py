@@ -162,3 +162,11 @@ def test_sentence_transformers_missing_folder_is_a_config_error(tmp_path: object
 
     with pytest.raises(ConfigError, match="model folder not found"):
         create_embedder(EmbedderConfig(backend="sentence-transformers", model="/no/such/model"))
+
+
+def test_embedding_dimension_mismatch_says_how_to_fix(fake_ollama: str) -> None:
+    embedder = OllamaEmbedder("bge-m3", base_url=fake_ollama, dim=4)  # the server's model gives 3
+    with pytest.raises(EmbeddingError, match="dimension 3, expected 4") as info:
+        embedder.embed_documents(["a"])
+    assert info.value.hint and "dim = 3" in info.value.hint
+    assert "jisik reindex --kb PATH --embeddings" in info.value.hint

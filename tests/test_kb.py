@@ -194,3 +194,36 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         KnowledgeBase.open(tmp_path / "kb")
     with pytest.raises(KnowledgeBaseNotFoundError, match="jisik init"):
         KnowledgeBase.open(tmp_path / "nothing", create=False)
+
+
+def test_search_options_are_validated_like_the_config(tmp_path: Path, docs: Path) -> None:
+    with _kb(tmp_path / "kb") as kb:
+        kb.ingest([docs / "policies"])
+        with pytest.raises(QueryError, match="unknown fusion 'xyz'") as info:
+            kb.search("반품", fusion="xyz")
+        assert info.value.hint and "rrf" in info.value.hint and "weighted" in info.value.hint
+        with pytest.raises(QueryError, match="dense_weight"):
+            kb.search("반품", dense_weight=-1)
+        with pytest.raises(QueryError, match="cannot both be 0"):
+            kb.search("반품", dense_weight=0, bm25_weight=0)
+        with pytest.raises(QueryError, match="lambda_mult"):
+            kb.search("반품", mode="mmr", lambda_mult=2)
+        assert kb.search("반품", fusion="rrf", dense_weight=0)  # one weight may be 0
+        with pytest.raises(QueryError, match="unknown memory 'xyz'") as info:
+            kb.chat(memory="xyz")
+        assert info.value.hint and "summary" in info.value.hint
+        with pytest.raises(QueryError, match="at least 1"):
+            kb.logs(limit=-1)
+
+
+def test_chat_with_a_logged_session_resumes_it(tmp_path: Path, docs: Path) -> None:
+    with _kb(tmp_path / "kb") as kb:
+        kb.ingest([docs / "policies"])
+        first = kb.chat(session="s")
+        assert first.resumed == 0
+        first.ask("반품 기간은 며칠인가요?")
+        first.ask("배송비는 얼마인가요?")
+        again = kb.chat(session="s", memory="buffer")
+        assert again.resumed == 2
+        assert [t.question for t in again.memory.turns] == ["반품 기간은 며칠인가요?", "배송비는 얼마인가요?"]
+        assert kb.chat(session="other").resumed == 0

@@ -9,15 +9,29 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
+from typer.core import TyperCommand
 
+from jisik import cli_render as render
+from jisik.choices import AnswerLanguage, Chain, Fusion, MemoryKind, SearchMode
 from jisik.errors import JisikError
-from jisik.records import Hit, MetadataValue
+from jisik.progress import PlainProgress
+from jisik.records import MetadataValue
+
+if TYPE_CHECKING:
+    from typer._click import Context, HelpFormatter  # Typer vendors its own click
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="jisik: question answering over your own documents, in Korean and English.")
@@ -25,9 +39,35 @@ console = Console()
 err_console = Console(stderr=True)
 _state: dict[str, bool] = {"debug": False}
 
-KbOption = Annotated[Path, typer.Option("--kb", envvar="JISIK_KB", help="knowledge base folder")]
+KbOption = Annotated[Path, typer.Option("--kb", envvar="JISIK_KB", metavar="PATH", help="knowledge base folder")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 T = TypeVar("T")
+
+
+def _choices(alias: Any) -> str:
+    """The values of a Literal alias for help text: ``dense | bm25 | hybrid | mmr``."""
+    return " | ".join(get_args(alias))
+
+
+class _Command(TyperCommand):
+    """Help with one placeholder style: an upper-case word per value (``--kb PATH``, ``-k N``,
+    ``QUERY``). Typer would print the Python type after each argument (``QUERY <str>``)."""
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                arguments.append((record[0].split(" <", 1)[0], record[1]))
+            else:
+                options.append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
 
 
 @app.callback()
@@ -42,9 +82,10 @@ def _run(action: Callable[[], T]) -> T:
     except JisikError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        # soft_wrap: one logical line each, folded by the terminal, so paths in it can be copied whole
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False)
+            err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("interrupted; the knowledge base is consistent — re-run to finish")
@@ -59,19 +100,29 @@ def _open(kb: Path, *, create: bool = False) -> Any:
 
 @contextmanager
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    labels = {"scan": "scanning", "files": "ingesting", "index": "indexing", "reindex": "re-indexing"}
+    """Progress bars on a terminal; without one (a log, CI), a plain line every PLAIN_PROGRESS_SECONDS."""
     if not enabled:
         yield lambda stage, done, total: None
         return
-    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    if not err_console.is_terminal:
+        yield PlainProgress(err_console.print)
+        return
+    labels = {"scan": "scanning", "files": "ingesting", "chunks": "embedding", "index": "indexing",
+              "reindex": "re-indexing"}
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[tokens]}"))
     with Progress(*columns, console=err_console, transient=False) as bar:
         tasks: dict[str, Any] = {}
 
         def report(stage: str, done: int, total: int) -> None:
+            if stage == "tokens":
+                if "chunks" in tasks:
+                    bar.update(tasks["chunks"], tokens=f"{done:,} tokens")
+                return
             if stage not in labels:
                 return
             if stage not in tasks:
-                tasks[stage] = bar.add_task(labels[stage], total=total)
+                tasks[stage] = bar.add_task(labels[stage], total=total, tokens="")
             bar.update(tasks[stage], completed=done, total=total)
 
         yield report
@@ -91,7 +142,7 @@ def _parse_meta(items: list[str]) -> dict[str, MetadataValue]:
 
 
 @app.command()
-def init(path: Annotated[Path, typer.Argument(help="folder to create")] = Path("kb")) -> None:
+def init(path: Annotated[Path, typer.Argument(metavar="PATH", help="folder to create")] = Path("kb")) -> None:
     """Create a knowledge base folder with a jisik.toml holding every setting."""
     from jisik.kb import KnowledgeBase
 
@@ -104,11 +155,13 @@ def init(path: Annotated[Path, typer.Argument(help="folder to create")] = Path("
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="files or folders to ingest")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH", help="files or folders to ingest")],
     kb: KbOption = Path("kb"),
-    prune: Annotated[bool, typer.Option(help="remove documents whose files are gone")] = False,
-    strict: Annotated[bool, typer.Option(help="stop at the first file that fails")] = False,
-    meta: Annotated[list[str] | None, typer.Option("--meta", help="key=value added to every document")] = None,
+    # no "[default: no-prune]": it adds nothing and wraps at the hyphen on 80 columns
+    prune: Annotated[bool, typer.Option(show_default=False, help="remove documents whose files are gone")] = False,
+    strict: Annotated[bool, typer.Option(show_default=False, help="stop at the first file that fails")] = False,
+    meta: Annotated[list[str] | None, typer.Option("--meta", metavar="KEY=VALUE",
+                                                   help="added to every document (repeatable)")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ingest files and folders; unchanged files are skipped, changed ones replaced."""
@@ -140,21 +193,29 @@ def _print_ingest(report: Any) -> None:
         f"{report.chunks} chunks in {report.seconds:.1f}s")
 
 
+ModeOption = Annotated[SearchMode | None, typer.Option(metavar="MODE", help=f"retrieval: {_choices(SearchMode)}")]
+FilterOption = Annotated[list[str] | None, typer.Option(
+    "--filter", metavar="EXPR", help="key=value, key>=n, key in a,b, source=glob/*.pdf (repeatable, all must hold)")]
+
+
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help="question or keywords")],
+    query: Annotated[str, typer.Argument(metavar="QUERY", help="question or keywords")],
     kb: KbOption = Path("kb"),
-    mode: Annotated[str | None, typer.Option(help="dense | bm25 | hybrid | mmr")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help="number of results")] = None,
-    filters: Annotated[list[str] | None, typer.Option("--filter", help="key=value, key>=n, key in a,b, "
-                                                      "source=glob/*.pdf (repeatable, all must hold)")] = None,
-    threshold: Annotated[float | None, typer.Option(help="minimum cosine similarity (bm25 mode: score)")] = None,
-    lambda_mult: Annotated[float | None, typer.Option("--lambda", help="MMR: 1 relevance … 0 diversity")] = None,
-    fetch_k: Annotated[int | None, typer.Option(help="candidates per retriever")] = None,
-    fusion: Annotated[str | None, typer.Option(help="hybrid fusion: rrf | weighted")] = None,
-    rrf_k: Annotated[int | None, typer.Option(help="RRF constant (default 60)")] = None,
-    dense_weight: Annotated[float | None, typer.Option(help="hybrid weight of dense results")] = None,
-    bm25_weight: Annotated[float | None, typer.Option(help="hybrid weight of BM25 results")] = None,
+    mode: ModeOption = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", metavar="N", min=1, help="number of results")] = None,
+    filters: FilterOption = None,
+    threshold: Annotated[float | None, typer.Option(metavar="X", help="minimum cosine similarity "
+                                                                      "(bm25 mode: score)")] = None,
+    lambda_mult: Annotated[float | None, typer.Option("--lambda", metavar="X", min=0, max=1,
+                                                      help="MMR: 1 relevance … 0 diversity")] = None,
+    fetch_k: Annotated[int | None, typer.Option(metavar="N", min=1, help="candidates per retriever")] = None,
+    fusion: Annotated[Fusion | None, typer.Option(metavar="METHOD", help=f"hybrid fusion: {_choices(Fusion)}")] = None,
+    rrf_k: Annotated[int | None, typer.Option(metavar="N", min=1, help="RRF constant (default 60)")] = None,
+    dense_weight: Annotated[float | None, typer.Option(metavar="X", min=0, help="hybrid weight of dense "
+                                                                                "results")] = None,
+    bm25_weight: Annotated[float | None, typer.Option(metavar="X", min=0, help="hybrid weight of BM25 "
+                                                                               "results")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the knowledge base and show the best chunks with source, page and section."""
@@ -167,23 +228,9 @@ def search(
         if as_json:
             console.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         else:
-            _print_hits(hits)
+            render.print_hits(console, hits)
 
     _run(body)
-
-
-def _print_hits(hits: list[Hit]) -> None:
-    if not hits:
-        console.print("no results")
-        return
-    table = Table(show_lines=True)
-    for column in ("#", "score", "source", "page", "section", "text"):
-        table.add_column(column, overflow="fold")
-    for rank, hit in enumerate(hits, start=1):
-        snippet = " ".join(hit.text.split())
-        table.add_row(str(rank), f"{hit.score:.4f}", hit.source, "" if hit.page is None else str(hit.page),
-                      hit.section or "", snippet[:300] + ("…" if len(snippet) > 300 else ""))
-    console.print(table)
 
 
 @app.command()
@@ -210,7 +257,7 @@ def status(kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
 
 
 @app.command()
-def delete(target: Annotated[str, typer.Argument(help="document id, source, file or folder path")],
+def delete(target: Annotated[str, typer.Argument(metavar="TARGET", help="document id, source, file or folder path")],
            kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
     """Delete documents from the knowledge base."""
     from jisik.errors import QueryError
@@ -220,11 +267,32 @@ def delete(target: Annotated[str, typer.Argument(help="document id, source, file
             removed = base.delete(target)
         if not removed:
             raise QueryError(f"nothing in the knowledge base matches '{target}'",
-                             hint="see the ids with `jisik status` or `jisik search`")
+                             hint="`jisik docs` lists the ids and sources, e.g. `jisik docs 'policies/*'`")
         if as_json:
             console.print_json(json.dumps({"deleted": removed}, ensure_ascii=False))
         else:
             console.print(f"deleted {len(removed)} document(s)")
+
+    _run(body)
+
+
+@app.command()
+def docs(pattern: Annotated[str | None, typer.Argument(
+             metavar="PATTERN", help="only ids or sources matching this glob (policies/*, *.pdf); "
+                                     "a word without * ? [ matches anywhere")] = None,
+         kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
+    """List documents: the id `jisik delete` takes, source, title and chunk count."""
+
+    def body() -> None:
+        with _open(kb) as base:
+            found = base.documents(pattern)
+        if as_json:
+            console.print_json(json.dumps(found, ensure_ascii=False))
+        elif not found:
+            console.print(f"no documents match '{pattern}'" if pattern else "no documents yet (add some with "
+                          "`jisik ingest`)", markup=False, highlight=False)
+        else:
+            render.print_documents(console, found)
 
     _run(body)
 
@@ -243,10 +311,14 @@ def reindex(kb: KbOption = Path("kb"),
     _run(body)
 
 
-LlmOption = Annotated[str | None, typer.Option("--llm", help="extractive | ollama:MODEL | openai:URL#MODEL | "
-                                                 "openai:MODEL | llamacpp:FILE.gguf | transformers:FOLDER")]
-TemperatureOption = Annotated[float | None, typer.Option(help="sampling temperature (default 0: factual)")]
-MaxTokensOption = Annotated[int | None, typer.Option("--max-tokens", help="answer length limit in tokens")]
+LlmOption = Annotated[str | None, typer.Option("--llm", metavar="SPEC", help="extractive | ollama:MODEL | "
+                                                 "openai:URL#MODEL | openai:MODEL | llamacpp:FILE.gguf | "
+                                                 "transformers:FOLDER")]
+TemperatureOption = Annotated[float | None, typer.Option(metavar="X", min=0, max=2,
+                                                         help="sampling temperature (default 0: factual)")]
+MaxTokensOption = Annotated[int | None, typer.Option("--max-tokens", metavar="N", min=1,
+                                                     help="answer length limit in tokens")]
+KOption = Annotated[int | None, typer.Option("-k", "--k", metavar="N", min=1, help="chunks to retrieve")]
 
 
 def _sampling(temperature: float | None, top_p: float | None, top_k: int | None,
@@ -257,17 +329,20 @@ def _sampling(temperature: float | None, top_p: float | None, top_k: int | None,
 
 @app.command()
 def ask(
-    question: Annotated[str, typer.Argument(help="the question, in Korean or English")],
+    question: Annotated[str, typer.Argument(metavar="QUESTION", help="the question, in Korean or English")],
     kb: KbOption = Path("kb"),
     llm: LlmOption = None,
-    chain: Annotated[str | None, typer.Option(help="stuff | map_reduce | refine")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help="chunks to retrieve")] = None,
-    mode: Annotated[str | None, typer.Option(help="retrieval: dense | bm25 | hybrid | mmr")] = None,
-    filters: Annotated[list[str] | None, typer.Option("--filter", help="metadata filter, as in search")] = None,
-    lang: Annotated[str | None, typer.Option("--lang", help="answer language: auto | ko | en")] = None,
+    chain: Annotated[Chain | None, typer.Option(metavar="CHAIN", help=_choices(Chain))] = None,
+    k: KOption = None,
+    mode: ModeOption = None,
+    filters: FilterOption = None,
+    lang: Annotated[AnswerLanguage | None, typer.Option("--lang", metavar="LANG", help="answer language: "
+                                                        f"{_choices(AnswerLanguage)}")] = None,
     temperature: TemperatureOption = None,
-    top_p: Annotated[float | None, typer.Option("--top-p")] = None,
-    top_k: Annotated[int | None, typer.Option("--top-k")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", metavar="X", min=0, max=1,
+                                                help="nucleus sampling")] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", metavar="N", min=1,
+                                              help="sample from the N likeliest tokens")] = None,
     max_tokens: MaxTokensOption = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="do not store this turn in the log")] = False,
     as_json: JsonOption = False,
@@ -282,8 +357,10 @@ def ask(
             if as_json:
                 answer = stream.result()
                 console.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
-                return
-            _print_stream(stream)
+            else:
+                _print_stream(stream)
+            if base.read_only and not no_log:
+                err_console.print("[dim]note:[/] the knowledge base is read-only: this question was not logged")
 
     _run(body)
 
@@ -317,20 +394,23 @@ def _print_sources(answer: Any) -> None:
 def chat(
     kb: KbOption = Path("kb"),
     llm: LlmOption = None,
-    memory: Annotated[str | None, typer.Option(help="buffer | window | tokens | summary")] = None,
-    session: Annotated[str | None, typer.Option(help="session name for the log")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help="chunks to retrieve")] = None,
+    memory: Annotated[MemoryKind | None, typer.Option(metavar="KIND", help=_choices(MemoryKind))] = None,
+    session: Annotated[str | None, typer.Option(metavar="NAME", help="session name; an existing one is resumed "
+                                                                     "from the log")] = None,
+    k: KOption = None,
     temperature: TemperatureOption = None,
     max_tokens: MaxTokensOption = None,
 ) -> None:
-    """Multi-turn chat with memory; follow-ups such as "그럼 환불은요?" are understood. /reset, /exit."""
+    """Multi-turn chat with memory (/reset, /exit). Follow-ups are understood: "그럼 환불은요?"."""
 
     def body() -> None:
         with _open(kb) as base:
             conversation = base.chat(llm=llm, session=session, memory=memory, k=k,
                                      **_sampling(temperature, None, None, max_tokens))
-            err_console.print(f"chat session {conversation.session} — /reset forgets, /exit or Ctrl-D leaves",
-                              highlight=False)
+            name, earlier = conversation.session, conversation.resumed
+            started = (f"resumed session {name} ({earlier} earlier turn{'s' if earlier != 1 else ''})" if earlier
+                       else f"new session {name}")
+            err_console.print(f"{started} — /reset forgets, /exit or Ctrl-D leaves", highlight=False)
             while True:
                 try:
                     line = console.input("[bold cyan]> [/]")
@@ -341,7 +421,8 @@ def chat(
                     break
                 if text == "/reset":
                     conversation.reset()
-                    err_console.print("memory cleared")
+                    err_console.print(f"memory cleared for this chat; the log keeps the turns, and "
+                                      f"`--session {name}` resumes from them later", highlight=False)
                     continue
                 if not text:
                     continue
@@ -359,69 +440,39 @@ def chat(
 @app.command()
 def logs(
     kb: KbOption = Path("kb"),
-    limit: Annotated[int, typer.Option("-n", "--limit", help="how many, newest first")] = 20,
-    session: Annotated[str | None, typer.Option(help="only this chat session")] = None,
-    turn: Annotated[int | None, typer.Option("--id", help="show one turn in full")] = None,
+    limit: Annotated[int, typer.Option("-n", "--limit", metavar="N", min=1, help="how many, newest first")] = 20,
+    session: Annotated[str | None, typer.Option(metavar="NAME", help="only this chat session")] = None,
+    turn: Annotated[int | None, typer.Option("--id", metavar="N", help="show one turn in full")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Past questions and answers: sources, latency, tokens, backend."""
+    from jisik.errors import QueryError
 
     def body() -> None:
         with _open(kb) as base:
             rows = base.logs(limit=limit, session=session, turn_id=turn)
+        if turn is not None and not rows:
+            raise QueryError(f"turn {turn} does not exist" + (f" in session '{session}'" if session else ""),
+                             hint="`jisik logs` lists the ids")
         if as_json:
             console.print_json(json.dumps(rows, ensure_ascii=False))
-            return
-        if not rows:
-            console.print("no questions logged yet (jisik ask stores every answer)")
-            return
-        if turn is not None:
-            _print_turn(rows[0])
-            return
-        table = Table()
-        for column in ("id", "when", "question", "answer", "sources", "backend", "ms", "tokens"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            sources = ", ".join(sorted({c["source"] for c in row["citations"]}))
-            table.add_row(str(row["id"]), _when(row["created_at"]), _short(row["question"], 60),
-                          _short(row["answer"], 80), _short(sources, 40), row["backend"], f"{row['latency_ms']:.0f}",
-                          f"{row['prompt_tokens']}+{row['completion_tokens']}")
-        console.print(table)
+        elif not rows:
+            console.print(f"no turns logged for session '{session}'" if session else
+                          "no questions logged yet (jisik ask stores every answer)", markup=False, highlight=False)
+        elif turn is not None:
+            render.print_turn(console, rows[0])
+        else:
+            render.print_logs(console, rows)
 
     _run(body)
-
-
-def _print_turn(row: dict[str, Any]) -> None:
-    console.print(f"[bold]#{row['id']}[/] {_when(row['created_at'])}  {row['kind']}"
-                  + (f"  session {row['session']}" if row["session"] else ""), highlight=False)
-    console.print(f"[bold]Q:[/] {row['question']}", highlight=False)
-    if row["standalone_question"]:
-        console.print(f"[dim]rewritten:[/] {row['standalone_question']}", highlight=False)
-    console.print(f"[bold]A:[/] {row['answer']}", highlight=False)
-    for citation in row["citations"]:
-        page = "" if citation["page"] is None else f", p. {citation['page']}"
-        console.print(f"  [{citation['number']}] {citation['source']}{page}", markup=False, highlight=False)
-    console.print(f"retrieved: {', '.join(f'{cid}:{score:.3f}' for cid, score in row['retrieved'])}",
-                  highlight=False)
-    first = "" if row["first_token_ms"] is None else f", first token {row['first_token_ms']:.0f} ms"
-    console.print(f"{row['backend']}: {row['latency_ms']:.0f} ms (retrieval {row['retrieval_ms']:.0f} ms{first}), "
-                  f"{row['prompt_tokens']} prompt + {row['completion_tokens']} answer tokens", highlight=False)
-
-
-def _when(timestamp: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
-
-
-def _short(text: str, width: int) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 from jisik.evaluate.cli import register as _register_eval  # noqa: E402  (needs `app` above; no import cycle)
 
 _register_eval(app)
+for _info in app.registered_commands:  # every command, eval's too, gets the one-placeholder help
+    if _info.cls in (None, TyperCommand):
+        _info.cls = _Command
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jisik.choices import AnswerLanguage, Chain, Fusion, MemoryKind, SearchMode
 from jisik.errors import ConfigError
 from jisik.ingest.chunking import ChunkingConfig
 from jisik.ingest.loaders.options import LoaderConfig
@@ -62,9 +63,9 @@ class BM25Config(_Section):
 class RetrievalConfig(_Section):
     """Defaults for ``search``; each can be overridden per call."""
 
-    mode: Literal["dense", "bm25", "hybrid", "mmr"] = "hybrid"
+    mode: SearchMode = "hybrid"
     k: int = Field(6, ge=1)
-    fusion: Literal["rrf", "weighted"] = "weighted"
+    fusion: Fusion = "weighted"
     rrf_k: int = Field(60, ge=1, description="RRF constant; 60 from Cormack et al. 2009")
     dense_weight: float = Field(0.5, ge=0)
     bm25_weight: float = Field(0.5, ge=0)
@@ -105,12 +106,12 @@ class LLMConfig(_Section):
 class AnswerConfig(_Section):
     """How questions become prompts: chain, memory, language and templates."""
 
-    chain: Literal["stuff", "map_reduce", "refine"] = "stuff"
+    chain: Chain = "stuff"
     k: int | None = Field(None, ge=1, description="chunks retrieved per question; default [retrieval] k")
-    mode: Literal["dense", "bm25", "hybrid", "mmr"] | None = None
-    language: Literal["auto", "ko", "en"] = "auto"
+    mode: SearchMode | None = None
+    language: AnswerLanguage = "auto"
     templates_dir: str | None = Field(None, description="folder with system.ko.txt, user.en.j2, ... overrides")
-    memory: Literal["buffer", "window", "tokens", "summary"] = "window"
+    memory: MemoryKind = "window"
     memory_turns: int = Field(6, ge=1, description="window: turns kept")
     memory_tokens: int = Field(1024, ge=64, description="tokens / summary: history token limit")
     rewrite_followups: bool = True

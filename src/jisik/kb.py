@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from jisik.generate.llms.base import LLM
 
 _SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed")
+_RESUME_TURNS = 1000  # a resumed chat loads at most this many earlier turns; memory keeps fewer anyway
 
 
 class KnowledgeBase:
@@ -205,8 +206,14 @@ class KnowledgeBase:
             "analyzer": stats.analyzer, "index": stats.index_kind, "disk_bytes": stats.disk_bytes, **stats.extra,
         }
 
-    def documents(self) -> list[dict[str, Any]]:
-        return self.store.documents()
+    def documents(self, pattern: str | None = None) -> list[dict[str, Any]]:
+        """Documents (doc_id, source, title, chunks); ``pattern`` globs the id or source (``policies/*``)."""
+        from jisik.retrieve.filters import source_matches
+
+        docs = self.store.documents()
+        if pattern is None:
+            return docs
+        return [d for d in docs if source_matches(pattern, d["doc_id"]) or source_matches(pattern, d["source"])]
 
     # -- answers ----------------------------------------------------------------------------------
     def ask(self, question: str, *, llm: str | LLM | None = None, k: int | None = None, mode: str | None = None,
@@ -244,9 +251,13 @@ class KnowledgeBase:
         >>> chat.ask("반품 기간은 며칠인가요?"); chat.ask("그럼 환불은요?")   # doctest: +SKIP
         """
         from jisik.generate.chat import ChatSession
+        from jisik.generate.memory import Turn
 
         answerer = self.answerer(llm=llm, k=k, mode=mode, filters=filters, **sampling)
-        return ChatSession(answerer, self.config.answer, session=session, memory=memory)
+        # a session name already in the log continues that conversation (chat.resumed says how many turns)
+        earlier = self.store.turns(limit=_RESUME_TURNS, session=session)[::-1] if session else []
+        history = [Turn(t["question"], t["answer"], t["standalone_question"]) for t in earlier]
+        return ChatSession(answerer, self.config.answer, session=session, memory=memory, history=history)
 
     def answerer(self, *, llm: str | LLM | None = None, k: int | None = None, mode: str | None = None,
                  filters: FilterSpec = None, **sampling: Any) -> Answerer:
@@ -319,4 +330,6 @@ class KnowledgeBase:
 
     def logs(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
         """Logged questions and answers, newest first (question, answer, citations, latency, tokens)."""
+        if limit < 1:  # SQLite reads LIMIT -1 as "no limit"
+            raise QueryError(f"limit must be at least 1, not {limit}")
         return self.store.turns(limit=limit, session=session, turn_id=turn_id)

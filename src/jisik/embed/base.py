@@ -8,6 +8,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from jisik.errors import EmbeddingError
+
 Vectors = npt.NDArray[np.float32]
 
 
@@ -51,3 +53,22 @@ def l2_normalize(vectors: npt.NDArray[np.floating]) -> Vectors:
     norms[norms == 0] = 1.0
     normalized: Vectors = (arr / norms).astype(np.float32, copy=False)
     return normalized
+
+
+def check_dimension(vectors: Vectors, dim: int | None, service: str) -> Vectors:
+    """Refuse vectors whose size differs from the configured ``dim``, saying how to fix it.
+
+    Without this check the mismatch only surfaces when the store writes the vectors, as an error
+    that does not name the setting to change or the re-embedding command.
+
+    >>> check_dimension(np.zeros((1, 3), dtype=np.float32), 4, "Ollama")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    jisik.errors.EmbeddingError: Ollama returned dimension 3, expected 4 (set [embedder] dim = 3 ...)
+    """
+    if dim and vectors.ndim == 2 and vectors.shape[1] != dim:
+        got = vectors.shape[1]
+        raise EmbeddingError(f"{service} returned dimension {got}, expected {dim}",
+                             hint=f"set [embedder] dim = {got} (or remove it) in jisik.toml; if the knowledge base "
+                                  "was built with another model, re-embed with "
+                                  "`jisik reindex --kb PATH --embeddings`")
+    return vectors

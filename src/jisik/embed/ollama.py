@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from jisik.embed._http import post_json
-from jisik.embed.base import Vectors, l2_normalize
+from jisik.embed.base import Vectors, check_dimension, l2_normalize
 from jisik.errors import EmbeddingError
 
 
@@ -43,7 +43,9 @@ class OllamaEmbedder:
     def _encode(self, texts: Sequence[str], prefix: str) -> Vectors:
         parts = [self._request([prefix + t for t in texts[i : i + self.batch_size]])
                  for i in range(0, len(texts), self.batch_size)]
-        return np.vstack(parts) if parts else np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        if not parts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return check_dimension(np.vstack(parts), self.dim, "Ollama")
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         return self._encode(texts, self.passage_prefix)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from jisik.embed._http import post_json
-from jisik.embed.base import Vectors, l2_normalize
+from jisik.embed.base import Vectors, check_dimension, l2_normalize
 from jisik.errors import EmbeddingError
 
 
@@ -56,10 +56,7 @@ class OpenAIEmbedder:
                  for i in range(0, len(texts), self.batch_size)]
         if not parts:
             return np.zeros((0, dim), dtype=np.float32)
-        out = np.vstack(parts)
-        if dim and out.shape[1] != dim:
-            raise EmbeddingError(f"embedding server returned dimension {out.shape[1]}, expected {dim}")
-        return out
+        return check_dimension(np.vstack(parts), dim, "embedding server")
 
     def embed_documents(self, texts: Sequence[str]) -> Vectors:
         return self._encode(texts, "passage", self.passage_prefix)

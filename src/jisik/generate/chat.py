@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from jisik.config import AnswerConfig
 from jisik.generate.answerer import Answerer, AnswerStream
 from jisik.generate.language import detect_language
 from jisik.generate.llms.base import Message
-from jisik.generate.memory import Memory
+from jisik.generate.memory import Memory, Turn
 from jisik.records import Answer
 
 
 class ChatSession:
-    """Holds one conversation. Each turn is logged with the session id (``jisik logs --session``)."""
+    """Holds one conversation. Each turn is logged with the session id (``jisik logs --session``).
+
+    ``history`` holds the session's earlier turns, oldest first, when it continues one from the
+    log; ``resumed`` says how many there were.
+    """
 
     def __init__(self, answerer: Answerer, config: AnswerConfig, *, session: str | None = None,
-                 memory: str | None = None) -> None:
+                 memory: str | None = None, history: Sequence[Turn] = ()) -> None:
         self.answerer = answerer
         self.session = session or uuid.uuid4().hex[:12]
         llm = answerer.llm
         self.memory = Memory(kind=memory or config.memory, turns_limit=config.memory_turns,
                              tokens_limit=config.memory_tokens, count=llm.count_tokens if llm else None,
                              summarize=self._summarize if llm else None)
+        self.memory.extend(history)
+        self.resumed = len(history)
 
     def _summarize(self, summary: str, history: str) -> str:
         llm = self.answerer.llm
@@ -41,4 +48,5 @@ class ChatSession:
         return self.ask_stream(question, **kwargs).result()
 
     def reset(self) -> None:
+        """Forget the earlier turns for the rest of this conversation; the log keeps them."""
         self.memory.reset()

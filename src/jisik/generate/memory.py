@@ -13,9 +13,12 @@ messages if they would push the prompt over the context window.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import get_args
 
+from jisik.choices import MemoryKind
+from jisik.errors import QueryError
 from jisik.generate.llms.base import Message
 
 Summarize = Callable[[str, str], str]  # (summary so far, new conversation text) -> new summary
@@ -48,8 +51,18 @@ class Memory:
     summary: str = ""
     _summarized: int = 0  # turns already folded into the summary
 
+    def __post_init__(self) -> None:
+        # an unknown kind would otherwise fall through to token fitting without a word
+        kinds = get_args(MemoryKind)
+        if self.kind not in kinds:
+            raise QueryError(f"unknown memory '{self.kind}'", hint=f"use one of {', '.join(kinds)}")
+
     def add(self, turn: Turn) -> None:
-        self.turns.append(turn)
+        self.extend([turn])
+
+    def extend(self, turns: Iterable[Turn]) -> None:
+        """Add turns oldest first, e.g. a resumed session's; ``summary`` folds once, not per turn."""
+        self.turns.extend(turns)
         if self.kind == "summary":
             self._fold_old_turns()
 

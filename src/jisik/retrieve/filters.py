@@ -6,6 +6,7 @@ boolean expressions for Milvus), so callers never depend on the backend.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -93,6 +94,21 @@ def parse_condition(expression: str) -> Condition:
     if op == "eq" and isinstance(value, str) and _GLOB_CHARS.search(value):
         op = "glob"
     return Condition(key, op, value)
+
+
+def source_matches(pattern: str, value: str) -> bool:
+    """Whether a source or doc id matches ``pattern`` as ``source=glob`` filters match: glob
+    characters (``* ? [``) anchor the whole value, also after any leading folders; a pattern
+    without them matches anywhere in it.
+
+    >>> source_matches("policies/*", "docs/policies/a.md"), source_matches("faq", "docs/faq.csv#2")
+    (True, True)
+    >>> source_matches("*.pdf", "docs/a.md")
+    False
+    """
+    if not any(char in pattern for char in "*?["):
+        return pattern in value
+    return fnmatch.fnmatchcase(value, pattern) or fnmatch.fnmatchcase(value, f"*/{pattern}")
 
 
 def build_filter(spec: Filter | Mapping[str, Any] | Iterable[str] | None) -> Filter:

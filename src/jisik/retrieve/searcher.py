@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
 from jisik.errors import QueryError
 from jisik.records import Hit
@@ -15,13 +16,12 @@ from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
 
 if TYPE_CHECKING:
+    from jisik.choices import Fusion, SearchMode
     from jisik.config import RetrievalConfig
     from jisik.embed.base import Embedder, Vectors
     from jisik.store.base import ScoredIds, Store
     from jisik.text.analyzers import Analyzer
 
-Mode = Literal["dense", "bm25", "hybrid", "mmr"]
-MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid", "mmr")
 MAX_QUERY_CHARS = 10_000
 
 
@@ -29,31 +29,50 @@ MAX_QUERY_CHARS = 10_000
 class SearchOptions:
     """Per-call search settings; ``None`` fields fall back to the knowledge base's [retrieval] config."""
 
-    mode: Mode
+    mode: SearchMode
     k: int
     where: Filter
     threshold: float | None
     fetch_k: int
     lambda_mult: float
-    fusion: Literal["rrf", "weighted"]
+    fusion: Fusion
     rrf_k: int
     dense_weight: float
     bm25_weight: float
 
     @classmethod
     def resolve(cls, config: RetrievalConfig, where: Filter, **overrides: object) -> SearchOptions:
-        values = {name: getattr(config, name) for name in
-                  ("mode", "k", "threshold", "fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight",
-                   "bm25_weight")}
+        """Merge per-call ``overrides`` into ``config`` and check them with the config's own rules.
+
+        The same pydantic model that validates ``[retrieval]`` in jisik.toml validates the call, so
+        ``fusion="xyz"`` or ``dense_weight=-1`` is refused here exactly as it would be in the file.
+        """
+        values = {name: getattr(config, name) for name in _OPTION_FIELDS}
         values.update({key: value for key, value in overrides.items() if value is not None})
-        options = cls(where=where, **values)
-        if options.mode not in MODES:
-            raise QueryError(f"unknown search mode '{options.mode}'", hint=f"use one of {', '.join(MODES)}")
-        if options.k < 1:
-            raise QueryError("k must be at least 1")
-        if not 0.0 <= options.lambda_mult <= 1.0:
-            raise QueryError("lambda_mult must be between 0 and 1")
-        return options
+        try:
+            checked = type(config).model_validate(values)
+        except ValidationError as exc:
+            raise _option_error(exc, values, type(config)) from None
+        return cls(where=where, **{name: getattr(checked, name) for name in _OPTION_FIELDS})
+
+
+_OPTION_FIELDS = ("mode", "k", "threshold", "fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight",
+                  "bm25_weight")
+_LABELS = {"mode": "search mode"}  # keeps the long-standing "unknown search mode 'x'" wording
+
+
+def _option_error(exc: ValidationError, values: dict[str, object], model: type[BaseModel]) -> QueryError:
+    """One QueryError for the first problem pydantic found, naming the option and what is allowed."""
+    error = exc.errors()[0]
+    name = ".".join(str(part) for part in error["loc"])
+    if not name:  # a model-level rule, e.g. both weights 0
+        return QueryError(str(error["msg"]).removeprefix("Value error, "),
+                          hint="give dense_weight or bm25_weight a value above 0")
+    value = values.get(name)
+    if error["type"] == "literal_error":
+        allowed = get_args(model.model_fields[name].annotation)
+        return QueryError(f"unknown {_LABELS.get(name, name)} '{value}'", hint=f"use one of {', '.join(allowed)}")
+    return QueryError(f"invalid {name} {value!r}: {str(error['msg']).lower()}")
 
 
 class Searcher:
