@@ -95,3 +95,17 @@ def test_lucene_bm25_matches_formula() -> None:
 
     expected = [score("c", d) + score("b", d) for d in corpus]
     assert np.allclose(index.scores(["c", "b"]), expected, rtol=1e-5)
+
+
+def test_streamed_token_id_build_scores_like_the_token_build() -> None:
+    """The store builds BM25 from token ids read row by row (less memory); scores equal bm25s's own build."""
+    rng = np.random.default_rng(7)
+    words = [f"w{i}" for i in range(200)] + ["반품", "환불", "기간"]
+    corpus = [[str(w) for w in rng.choice(words, size=int(rng.integers(0, 30)))] for _ in range(400)]
+    for method in ("lucene", "robertson", "bm25+"):
+        tokens, streamed = LexicalIndex(method=method), LexicalIndex(method=method)
+        tokens.build(np.arange(len(corpus), dtype=np.int64), corpus)
+        streamed.build_streaming((i, doc) for i, doc in enumerate(corpus))
+        for query in (["반품"], ["w1", "w2", "w3"], ["기간", "없는말"], [""], []):
+            assert np.allclose(tokens.scores(query), streamed.scores(query), atol=1e-6), (method, query)
+            assert tokens.top_k(query, 10, None) == streamed.top_k(query, 10, None)
