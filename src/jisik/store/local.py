@@ -221,15 +221,18 @@ class LocalStore:
                         self._db.execute("DELETE FROM doc_meta WHERE doc_id = ?", (doc.doc_id,))
                         self._db.executemany("INSERT INTO doc_meta(doc_id, key, text_value, num_value) "
                                              "VALUES(?,?,?,?)", meta_rows(doc.doc_id, dict(doc.metadata)))
-                    rows = self._staged_rows(unit) if unit.staged else self._rows(unit)
-                    insert = ('INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, section, terms, '
-                              "vector) VALUES(?,?,?,?,?,?,?,?,?,?)")
-                    for chunk, (terms, vector) in zip(unit.chunks, rows, strict=True):
+                    first = next_id
+                    for chunk in unit.chunks:
                         chunk.chunk_id = next_id
-                        self._db.execute(insert, (next_id, chunk.doc_id, chunk.ordinal, chunk.text, chunk.start,
-                                                  chunk.end, chunk.page, chunk.section, terms, vector))
-                        added.append(next_id)
                         next_id += 1
+                    added.extend(range(first, next_id))
+                    payload = self._staged_rows(unit) if unit.staged else self._rows(unit)
+                    # a generator: staged rows stream from the staging table, one at a time
+                    self._db.executemany(
+                        'INSERT INTO chunks(id, doc_id, ordinal, text, start, "end", page, section, terms, vector) '
+                        "VALUES(?,?,?,?,?,?,?,?,?,?)",
+                        ((c.chunk_id, c.doc_id, c.ordinal, c.text, c.start, c.end, c.page, c.section, terms, vector)
+                         for c, (terms, vector) in zip(unit.chunks, payload, strict=True)))
                     self._db.execute("DELETE FROM staged_chunks WHERE file_path = ?", (unit.file.path,))
                     unit.file.n_chunks = len(unit.chunks)
                     unit.file.n_documents = len(unit.documents)
