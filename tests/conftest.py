@@ -33,6 +33,12 @@ def _loopback_only(self: socket.socket, address: object) -> object:
 
 
 @pytest.fixture(autouse=True)
+def _unexpected_errors_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in a loader, chunker or analyzer fails the test instead of becoming a "failed file"."""
+    monkeypatch.setenv("JISIK_RAISE_UNEXPECTED", "1")
+
+
+@pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield

@@ -203,3 +203,31 @@ def test_damaged_kb_is_one_line(built_kb: Path, runner: CliRunner) -> None:
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) <= 2 and "Traceback" not in result.output, result.output
         assert str(db) in result.output.replace("\n", "") and "damaged" in result.output
+
+
+def test_a_bug_in_a_loader_is_logged_with_its_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import jisik.ingest.pipeline as pipeline
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("반품", encoding="utf-8")
+    (folder / "b.txt").write_text("환불", encoding="utf-8")
+    real = pipeline.chunk_documents
+
+    def buggy(documents, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if documents and documents[0].source.endswith("b.txt"):
+            raise ZeroDivisionError("division by zero")
+        return real(documents, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "chunk_documents", buggy)
+    with _kb(tmp_path / "kb") as kb:
+        with pytest.raises(ZeroDivisionError):  # the test suite's setting: bugs fail the run
+            kb.ingest([folder])
+        monkeypatch.delenv("JISIK_RAISE_UNEXPECTED")
+        report = kb.ingest([folder])  # a user's run: the other files still ingest
+        assert report.added == [str(folder / "a.txt")]
+        [(path, reason)] = report.failed
+        assert path == str(folder / "b.txt") and "ZeroDivisionError" in reason and "a bug in jisik" in reason
+    logged = [r for r in caplog.records if "unexpected error while loading" in r.getMessage()]
+    assert logged and logged[-1].exc_info is not None  # the traceback is kept for `jisik --debug`

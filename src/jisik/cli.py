@@ -6,6 +6,7 @@ Errors are printed as one line plus a hint; ``--debug`` shows the traceback inst
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -73,6 +74,8 @@ class _Command(TyperCommand):
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks on errors")] = False) -> None:
     _state["debug"] = debug
+    if debug:  # library warnings and unexpected errors (with their tracebacks) go to stderr
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _run(action: Callable[[], T]) -> T:
