@@ -82,7 +82,6 @@ def connect(path: str, *, read_only: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
         migrate(conn)
         return conn
     except sqlite3.DatabaseError as exc:
