@@ -25,7 +25,8 @@ from pathlib import Path
 PARAGRAPHS = [
     "제{n}조(환불) 회사는 반품 상품이 물류센터에 도착한 날부터 3영업일 이내에 환불한다. 2024. 3. 15.부터 시행한다.",
     "Section {n}. Refunds are issued within three business days after the returned item is inspected.",
-    "고객은 상품을 받은 날부터 14일 이내에 교환 또는 반품을 신청할 수 있으며, 단순 변심의 경우 왕복 배송비 6,000원을 부담한다.",
+    "고객은 상품을 받은 날부터 14일 이내에 교환 또는 반품을 신청할 수 있으며, "
+    "단순 변심의 경우 왕복 배송비 6,000원을 부담한다.",
     "Employees receive 15 days of paid annual leave; unused days may be carried over up to five days ({n}).",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Language = Literal["ko", "en"]
@@ -36,6 +37,32 @@ def detect_language(text: str) -> Language:
         return "ko"
     words = [word for word in text.split() if any(ch.isalpha() for ch in word)]
     return "ko" if hangul and any(_is_hangul(ch) for ch in words[-1]) else "en"
+
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def text_language(text: str) -> Language:
+    """The language of a passage: ``"ko"`` when at least as many of its words hold Hangul as hold only Latin.
+
+    Words, not letters, are counted because a Hangul syllable packs two or three letters: a Korean
+    manual sentence full of English terms is still Korean, a word with both ("Ultra의") is Korean, and
+    a URL is one word. Unlike :func:`detect_language` it does not look at the last word, which decides
+    a short question but not a chunk.
+
+    >>> text_language("API 키를 발급받으려면 Settings > Developer 메뉴로 이동하세요.")
+    'ko'
+    >>> text_language("Refunds are issued within 3 business days (환불)."), text_language("3,000원")
+    ('en', 'ko')
+    """
+    hangul = latin = 0
+    for word in text.split():
+        if _HANGUL.search(word):
+            hangul += 1
+        elif _LATIN.search(word):
+            latin += 1
+    return "ko" if hangul and hangul >= latin else "en"
 
 
 def is_not_found(text: str) -> bool:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, get_args
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from jisik.errors import QueryError
+from jisik.generate.language import detect_language, text_language
 from jisik.records import Hit
 from jisik.retrieve.filters import Filter
 from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from jisik.text.analyzers import Analyzer
 
 MAX_QUERY_CHARS = 10_000
+# A chunk's language is settled by its first few sentences; reading no further bounds the cost of telling the
+# language of the ~80 candidates of a hybrid search: 1.6 ms for 80 on the shared 2-core box at load average 9.
+LANGUAGE_PREFIX_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +96,31 @@ class Searcher:
         lexical = (self.store.search_lexical(self.analyzer.analyze_batch(list(queries)), pool, options.where)
                    if mode in ("bm25", "hybrid") else [[] for _ in queries])
         results = []
-        for row, _ in enumerate(queries):
+        for row, query in enumerate(queries):
             qvec = query_vectors[row] if query_vectors is not None else None
-            results.append(self._one(qvec, dense[row], lexical[row], options))
+            results.append(self._one(query, qvec, dense[row], lexical[row], options))
         return results
 
-    def _one(self, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds, options: SearchOptions) -> list[Hit]:
+    def _one(self, query: str, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds,
+             options: SearchOptions) -> list[Hit]:
         cosine = dict(dense)
         bm25 = dict(lexical)
+        fetched: dict[int, Hit] = {}
         if options.mode == "dense":
             ranked = dense
         elif options.mode == "bm25":
             ranked = lexical
         elif options.mode == "hybrid":
+            # The candidates' texts tell which of them BM25 cannot judge (another language than the
+            # query); fetched once for the whole pool, they also make the returned hits below.
+            ids = dict.fromkeys(i for i, _ in [*dense, *lexical])
+            fetched = {hit.chunk_id: hit for hit in self.store.hits([(i, 0.0) for i in ids])}
+            abstain = [set(), other_language_ids(query, {i: hit.text for i, hit in fetched.items()})]
+            weights = [options.dense_weight, options.bm25_weight]
             if options.fusion == "rrf":
-                ranked = reciprocal_rank_fusion([dense, lexical], k=options.rrf_k,
-                                                weights=[options.dense_weight, options.bm25_weight])
+                ranked = reciprocal_rank_fusion([dense, lexical], k=options.rrf_k, weights=weights, abstain=abstain)
             else:
-                ranked = weighted_fusion([dense, lexical], [options.dense_weight, options.bm25_weight])
+                ranked = weighted_fusion([dense, lexical], weights, abstain=abstain)
         else:
             ranked = self._mmr(qvec, dense, options)
         needs_cosine = options.threshold is not None or options.mode == "hybrid"
@@ -120,7 +131,8 @@ class Searcher:
         if options.threshold is not None:
             gate = bm25 if options.mode == "bm25" else cosine
             ranked = [(i, s) for i, s in ranked if gate.get(i, float("-inf")) >= options.threshold]
-        hits = self.store.hits(ranked[: options.k])
+        top = ranked[: options.k]
+        hits = [replace(fetched[i], score=s) for i, s in top if i in fetched] if fetched else self.store.hits(top)
         for hit in hits:
             if hit.chunk_id in cosine:
                 hit.scores["dense"] = cosine[hit.chunk_id]
@@ -138,6 +150,22 @@ class Searcher:
         picks = maximal_marginal_relevance(np.asarray(qvec, dtype=np.float32), candidates, options.k,
                                            options.lambda_mult)
         return [(ids[p], float(dense[p][1])) for p in picks]
+
+
+def other_language_ids(query: str, texts: Mapping[int, str]) -> set[int]:
+    """The chunks written in another language than ``query``: BM25 cannot match any of its terms in them.
+
+    Korean or English: the query by :func:`~jisik.generate.language.detect_language` (its grammar, the
+    rule that picks the answer's language: "Galaxy S24 보증 기간은?" is Korean, and its terms can match a
+    Korean chunk), each chunk by :func:`~jisik.generate.language.text_language`. A Korean chunk that
+    quotes an English name stays Korean: a stray match of a name, URL or number is no reason to let BM25
+    judge it for an English question.
+
+    >>> other_language_ids("How long do refunds take?", {1: "환불은 3영업일 이내입니다.", 2: "Refunds take 3 days."})
+    {1}
+    """
+    language = detect_language(query)
+    return {i for i, text in texts.items() if text_language(text[:LANGUAGE_PREFIX_CHARS]) != language}
 
 
 def _check_query(query: object) -> None:
