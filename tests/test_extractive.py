@@ -179,3 +179,57 @@ def test_with_the_packaged_e5_embedder() -> None:
     assert not results[2].found
     for result, hits in zip(results, hit_lists, strict=True):
         assert_verbatim(result, hits)
+
+
+# The end of page 17 of Apple's Q3 2022 10-Q with its footer, and the gross margin table before it (pypdfium2 text).
+GROSS_MARGIN_TAIL = (
+    "The Company’s future gross margins can be impacted by a variety of factors, as discussed in Part I, Item 1A "
+    "of the 2021 Form 10-K under the heading “Risk\nFactors.” As a result, the Company believes, in general, "
+    "gross margins will be subject to volatility and downward pressure.\nApple Inc. | Q3 2022 Form 10-Q | 17")
+GROSS_MARGIN_TABLE = (
+    "Gross Margin\nProducts and Services gross margin and gross margin percentage for the three- and nine-month "
+    "periods ended June 25, 2022 and June 26, 2021 were as\nfollows (dollars in millions):\n"
+    "Three Months Ended Nine Months Ended\nJune 25,\n2022\nJune 26,\n2021\nJune 25,\n2022\nJune 26,\n2021\n"
+    "Gross margin:\nProducts $ 21,870 $ 23,049 $ 90,157 $ 82,833\nServices 14,015 12,206 42,530 34,829\n"
+    "Total gross margin $ 35,885 $ 35,255 $ 132,687 $ 117,662\nGross margin percentage:\n"
+    "Products 34.5 % 36.0 % 36.8 % 35.7 %\nServices 71.5 % 69.8 % 72.2 % 69.5 %\n"
+    "Total gross margin percentage 43.3 % 43.3 % 43.6 % 41.7 %")
+
+
+@pytest.mark.parametrize("embedder", [None, HashingEmbedder(dim=256)], ids=["lexical", "hashing"])
+def test_table_row_with_the_asked_for_figure_outranks_a_header(embedder: HashingEmbedder | None) -> None:
+    """Issue 10: a chunk that is only the page footer shares "Apple" and "10-Q" with the question; no row does."""
+    hits = make_hits("Apple Inc. | Q3 2022 Form 10-Q | 17", GROSS_MARGIN_TABLE)
+    question = "What was the gross margin for Apple in the latest 10-Q?"
+
+    def best(**options: float) -> str:
+        # min_score 0 shows the ranking itself; whether the score clears the threshold is calibration
+        model = ExtractiveAnswerer(embedder, get_analyzer("ko-en"), dense_floor=0.0, min_score=0.0, **options)
+        result = model.answer(question, hits)
+        assert_verbatim(result, hits)
+        return max(result.sentences, key=lambda s: s.score).text
+
+    assert best(figure_penalty=0.0).startswith("Apple Inc. |")  # the defect, without the answer-type filter
+    quoted = best()
+    assert any(row in quoted for row in ("$ 21,870", "$ 35,885", "43.3 %"))
+
+
+def test_sentences_without_the_figure_still_compete() -> None:
+    """Only lines are filtered: a sentence may give the figure in words ("in the spring") the tests miss."""
+    hits = make_hits("The museum opened in the spring after the war.", "The museum shop was renovated in 1998.")
+    result = ExtractiveAnswerer(None, get_analyzer("ko-en"), min_score=0.0).answer("When did the museum open?", hits)
+    assert result.sentences[0].text == "The museum opened in the spring after the war."
+
+
+def test_furniture_marked_by_the_loader_is_never_quoted() -> None:
+    """A chunk that still carries its page footer (a chunk across a page end) is quoted around it."""
+    from jisik.text.furniture import METADATA_KEY
+
+    (hit,) = make_hits(GROSS_MARGIN_TAIL)
+    question = "What does Apple say about its gross margin in the 10-Q?"
+    model = ExtractiveAnswerer(None, get_analyzer("ko-en"), min_score=0.0)  # any quote, to see which
+    assert "Apple Inc. |" in model.answer(question, [hit]).sentences[0].text  # unmarked, the footer wins
+    hit.metadata[METADATA_KEY] = "#\nApple Inc. | Q# # Form #-Q | #"
+    result = model.answer(question, [hit])
+    assert result.found and all("Apple Inc. |" not in s.text for s in result.sentences)
+    assert_verbatim(result, [hit])

@@ -1,5 +1,10 @@
 """PDF (``.pdf``): text per page, ``Segment.page`` 1-based, pages joined by a blank line.
 
+Each page's text is normalised (ligatures, controls, line ends), page numbers are left out and running
+headers and footers marked in ``metadata["page_furniture"]`` for the answerer (:mod:`~jisik.text.furniture`),
+and words broken by a line-end hyphen are joined or keep their hyphen (:mod:`~jisik.ingest.loaders.hyphens`),
+before the pages are joined, so segments always label exactly the text kept.
+
 Engine: pypdfium2 (Google's PDFium; Apache-2.0/BSD-3). Measured on 20 SEC 10-Q filings
 (docs/benchmarks-pdf.md) it was the fastest permissive-licence library by an order of magnitude
 and kept every probed table row on one line, label and numbers in order. pdfplumber matched its
@@ -19,8 +24,16 @@ from dataclasses import dataclass, field
 from jisik._lazy import require
 from jisik.errors import LoaderError
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
+from jisik.ingest.loaders.hyphens import dehyphenate, mark_line_end_hyphens
 from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
+from jisik.text.furniture import (
+    METADATA_KEY,
+    furniture_examples,
+    furniture_shapes,
+    is_page_number,
+    strip_furniture,
+)
 
 # PDFium is not thread-safe (pypdfium2 docs, "Incompatibility with Threading"); one lock keeps a
 # threaded ingest from crashing the process. Parallel ingest should use processes.
@@ -44,16 +57,17 @@ class _Extracted:
 
 
 def normalise_pdf_text(text: str) -> str:
-    """Repair what PDF text layers commonly carry: PDFium's hyphen marker, ligatures, controls.
+    """Repair what PDF text layers commonly carry: ligatures, controls, line ends; mark line-end hyphens.
 
-    PDFium reports a line-end hyphen as U+FFFE (or U+0002) and joins the two lines; in practice
-    these are real compounds ("stock-based"), so the hyphen is restored.
+    PDFium reports a line-end hyphen as U+FFFE (or U+0002) and joins the two lines; whether it is a
+    compound's hyphen or a word's syllable break is decided later, on the whole document
+    (:func:`~jisik.ingest.loaders.hyphens.dehyphenate`), so here it only becomes one marker.
 
-    >>> normalise_pdf_text("stock\\ufffebased e\\ufb03cient\\x0cnext\\r\\nline")
-    'stock-based efficient\\nnext\\nline'
+    >>> normalise_pdf_text("stock\\x02based e\\ufb03cient\\x0cnext\\r\\nline")
+    'stock\\ufffebased efficient\\nnext\\nline'
     """
-    text = text.replace("\ufffe", "-").replace("\x02", "-").replace("\x0c", "\n").translate(_LIGATURES)
-    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.replace("\x0c", "\n").translate(_LIGATURES).replace("\r\n", "\n").replace("\r", "\n")
+    return _CONTROL.sub("", mark_line_end_hyphens(text))
 
 
 def page_ranges(pages: list[int]) -> str:
@@ -138,12 +152,21 @@ def load_pdf(src: Source, config: LoaderConfig) -> Loaded:
     extracted = _ENGINES[config.pdf_engine](src)
     builder = TextBuilder()
     empty: list[int] = []
-    for number, raw in enumerate(extracted.pages, start=1):
-        text = normalise_pdf_text(raw)
+    pages = [normalise_pdf_text(raw) for raw in extracted.pages]
+    # Page numbers carry nothing and are left out. Running headers and footers stay in the text, marked in
+    # the metadata so that the answerer never quotes them: they hold the document's name ("Apple Inc. | Q3
+    # 2022 Form 10-Q"), which a chunk has nowhere else; left out, 11 of the 195 SEC 10-Q questions lost their
+    # filing from the top hits (docs/benchmarks-answer.md). Then line-end hyphens, judged on the whole document.
+    furniture = furniture_shapes(pages)
+    page_numbers = {shape for shape in furniture if is_page_number(shape)}
+    pages = dehyphenate(strip_furniture(pages, page_numbers))
+    for number, text in enumerate(pages, start=1):
         if not text.strip():
             empty.append(number)
         builder.add(text, page=number)
     metadata: dict[str, MetadataValue] = {"page_count": len(extracted.pages), "pdf_engine": config.pdf_engine}
+    if furniture - page_numbers:
+        metadata[METADATA_KEY] = "\n".join(furniture_examples(pages, furniture - page_numbers))
     if extracted.info.get("Author", "").strip():
         metadata["author"] = extracted.info["Author"].strip()
     warnings: list[str] = []
