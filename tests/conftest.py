@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from jisik.embed.hashing import HashingEmbedder
@@ -72,3 +73,18 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"evaluation data not found at {path} (see ../shared/data/README.md)")
     return path
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    """A Typer app with only `jisik eval` registered (tests of the eval command)."""
+    from jisik.evaluate.cli import register
+
+    app = typer.Typer()
+
+    @app.callback()
+    def _main() -> None:  # a group, so `eval` is a subcommand as in the real app
+        pass
+
+    register(app)
+    return app

@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 
 from jisik.embed.hashing import HashingEmbedder
 from jisik.errors import EvaluationError, LLMUnavailableError
-from jisik.evaluate.cli import register
 from jisik.evaluate.datasets import (
     EvalDataset,
     EvalExample,
@@ -491,16 +490,6 @@ def test_load_report_errors(tmp_path: Path) -> None:
 # --- CLI ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:  # a group, so `eval` is a subcommand as in the real app
-        pass
-
-    register(app)
-    return app
 
 
 @pytest.fixture

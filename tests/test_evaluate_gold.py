@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from jisik.embed.hashing import HashingEmbedder
 from jisik.errors import EvaluationError
-from jisik.evaluate.cli import register
 from jisik.evaluate.datasets import EvalDataset, EvalExample, check_gold, load_beir
 from jisik.evaluate.gold import GoldIndex, gold_citation_accuracy, preflight, record_key, split_page
 from jisik.evaluate.report import AnswerResult, EvalReport
@@ -38,16 +37,6 @@ def _jsonl(path: Path, rows: Sequence[object]) -> Path:
     return _write(path, "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
 
 
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def _main() -> None:  # a group, so `eval` is a subcommand as in the real app
-        pass
-
-    register(app)
-    return app
 
 
 def _beir(folder: Path, queries: Sequence[dict[str, Any]], qrels: str = "q1\td1\t1\nq2\td2\t1\n") -> Path:
