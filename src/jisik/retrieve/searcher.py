@@ -10,11 +10,11 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from jisik.errors import QueryError
-from jisik.generate.language import detect_language, text_language
 from jisik.records import Hit
 from jisik.retrieve.filters import Filter
 from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
+from jisik.text.language import detect_language, text_language
 
 if TYPE_CHECKING:
     from jisik.choices import Fusion, SearchMode
@@ -155,9 +155,9 @@ class Searcher:
 def other_language_ids(query: str, texts: Mapping[int, str]) -> set[int]:
     """The chunks written in another language than ``query``: BM25 cannot match any of its terms in them.
 
-    Korean or English: the query by :func:`~jisik.generate.language.detect_language` (its grammar, the
+    Korean or English: the query by :func:`~jisik.text.language.detect_language` (its grammar, the
     rule that picks the answer's language: "Galaxy S24 보증 기간은?" is Korean, and its terms can match a
-    Korean chunk), each chunk by :func:`~jisik.generate.language.text_language`. A Korean chunk that
+    Korean chunk), each chunk by :func:`~jisik.text.language.text_language`. A Korean chunk that
     quotes an English name stays Korean: a stray match of a name, URL or number is no reason to let BM25
     judge it for an English question.
 
