@@ -116,24 +116,16 @@ def special_file_kind(mode: int) -> str | None:
     return next((name for test, name in kinds if test(mode)), "not a file")
 
 
-def _special(path: Path) -> str | None:
-    """The skip reason for ``path`` when it is a special file (it is followed when it is a symlink)."""
-    try:
-        kind = special_file_kind(path.stat().st_mode)
-    except OSError:
-        return None  # vanished or unreadable: the ledger step reports it
-    return None if kind is None else f"not a regular file ({kind}): skipped"
-
-
 def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """Expand files and folders into ``(file, root)`` pairs of supported files, sorted.
 
     Hidden files and folders (``.git``) are skipped. A path that does not exist is reported, and so
-    are formats people often have but jisik cannot read (.hwp, .xlsx …), with how to convert them, and
-    special files (named pipes, sockets, devices), which are never opened.
+    are formats people often have but jisik cannot read (.hwp, .xlsx …), with how to convert them.
+    Special files (named pipes, sockets, devices) are listed here and skipped by the ledger step, which
+    stats every file anyway.
     """
     found: list[tuple[Path, Path]] = []
-    skipped: list[tuple[str, str]] = []
+    missing: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw).expanduser().resolve()
         if path.is_file():
@@ -145,19 +137,14 @@ def discover(paths: Iterable[Path]) -> tuple[list[tuple[Path, Path]], list[tuple
                     file = Path(folder) / name
                     suffix = file.suffix.lower()
                     known = suffix in SUPPORTED_EXTENSIONS or suffix in CONVERTIBLE_EXTENSIONS
-                    if not known or name.startswith("."):
-                        continue
-                    reason = _special(file)
-                    if reason:
-                        skipped.append((str(file), reason))
-                    else:
-                        found.append((file, path))
-        elif os.path.lexists(path):
-            skipped.append((str(raw), _special(path) or "cannot be read (a broken link or no permission)"))
+                    if known and not name.startswith("."):
+                        found.append((file, path))  # special files among them: _plan, which stats each anyway
+        elif os.path.lexists(path):  # a named pipe or device given by name, or a broken link
+            found.append((path, path.parent))
         else:
-            skipped.append((str(raw), "no such file or folder"))
+            missing.append((str(raw), "no such file or folder"))
     unique = {f: r for f, r in found}
-    return sorted(unique.items()), skipped
+    return sorted(unique.items()), missing
 
 
 class IngestPipeline:
@@ -246,6 +233,10 @@ class IngestPipeline:
             key = str(file)
             try:
                 stat = file.stat()
+                special = special_file_kind(stat.st_mode)
+                if special:  # never opened: reading a named pipe blocks, a device can be endless
+                    report.failed.append((key, f"not a regular file ({special}): skipped"))
+                    continue
                 known = ledger.get(key)
                 # Same size and mtime as an ok ledger row: trust it without reading the file again.
                 if known and known.status == "ok" and known.size == stat.st_size and known.mtime == stat.st_mtime:
