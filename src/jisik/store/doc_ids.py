@@ -10,6 +10,7 @@ folders (``2024/reports/a.pdf``), up to the absolute path. Every store backend u
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
@@ -54,9 +55,8 @@ def claim_ids(file_path: str, documents: list[Document], chunks: list[Chunk], *,
     if not documents:
         return
     base = documents[0].source
-    candidates = candidate_ids(file_path, base)
-    chosen = next((c for c in ([previous] if previous else []) if not taken(c)), None) \
-        or next((c for c in candidates if not taken(c)), None)
+    candidates = itertools.chain([previous] if previous else [], candidate_ids(file_path, base))
+    chosen = next((c for c in candidates if not taken(c)), None)
     if chosen is None or chosen == base:
         return  # the absolute path is taken only when the same file was written twice in one batch
     renamed: dict[str, str] = {}

@@ -347,12 +347,11 @@ class LocalStore:
         dim = self.dim or 0
         if ids is None:
             return self._every_vector(dim)
-        else:
-            rows = []
-            for start in range(0, len(ids), 900):
-                part = list(ids[start : start + 900])
-                rows.extend(self._db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})",
-                                             part).fetchall())
+        rows = []
+        for start in range(0, len(ids), 900):
+            part = list(ids[start : start + 900])
+            rows.extend(self._db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                                         part).fetchall())
         id_arr = as_ids([r[0] for r in rows])
         if not rows:
             return id_arr, np.zeros((0, dim), dtype=np.float32)
