@@ -158,6 +158,7 @@ class IngestPipeline:
         self._chunks_planned = 0  # chunks of the files prepared so far (the total grows as files are read)
         self._chunks_done = 0
         self._tokens_done = 0
+        self._tokens_per_char: float | None = None
 
     def run(self, paths: Sequence[Path], *, prune: bool = False, strict: bool = False,
             metadata: dict[str, MetadataValue] | None = None) -> IngestReport:
@@ -369,13 +370,21 @@ class IngestPipeline:
             step = texts[start : start + EMBED_STEP]
             parts.append(self.embedder.embed_documents(step))
             self._chunks_done += len(step)
-            count = getattr(self.embedder, "count_tokens", None)
-            self._tokens_done += sum(count(step)) if count else sum(len(t) for t in step) // 4
+            self._tokens_done += self._tokens_of(step)
             self.progress("chunks", self._chunks_done, self._chunks_planned)
             self.progress("tokens", self._tokens_done, 0)
         if not parts:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.concatenate(parts)
+
+    def _tokens_of(self, texts: list[str]) -> int:
+        """Tokens in ``texts`` for the progress display: counted exactly on the first step, then from the
+        characters at that step's ratio (tokenising every chunk again cost 4.5% of the embedding time)."""
+        chars = sum(len(t) for t in texts)
+        if self._tokens_per_char is None:
+            count = getattr(self.embedder, "count_tokens", None)
+            self._tokens_per_char = sum(count(texts)) / max(chars, 1) if count else 0.25
+        return round(chars * self._tokens_per_char)
 
     def _write_large(self, item: _Prepared, report: IngestReport) -> None:
         """Stage a big file part by part (analysed and embedded once, durable, not yet searchable), then
