@@ -181,7 +181,7 @@ def run(folder: Path, workdir: Path) -> dict[str, Any]:
 
     embedder = default_embedder(CACHE)
     rows = []
-    with KnowledgeBase.open(workdir / "kb", embedder=embedder) as kb:  # type: ignore[arg-type]
+    with KnowledgeBase.open(workdir / "kb", create=True, embedder=embedder) as kb:  # type: ignore[arg-type]
         kb.ingest([folder])
         pages = kb.status()
         for q in QUESTIONS:

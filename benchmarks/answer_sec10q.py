@@ -1,7 +1,7 @@
 """The default answerer end to end on the 20 SEC 10-Q PDFs: does the answer quote the figure asked for?
 
 Every PDF of ``../shared/data/sec10q/docs`` is ingested into a fresh, temporary knowledge base with the
-default configuration (``KnowledgeBase.open(tmp)`` + ``kb.ingest([docs])``: pypdfium2 loader, 800-character
+default configuration (``KnowledgeBase.open(tmp, create=True)`` + ``kb.ingest([docs])``: pypdfium2 loader, 800-character
 chunks, Kiwi ``ko-en`` BM25, FAISS flat, e5 embedder), and every question of ``qna_data.csv`` is put to
 ``kb.ask(question)`` with the default answerer (extractive; no LLM). Reported per question type and overall:
 
@@ -294,7 +294,7 @@ def run(folder: Path, limit: int | None, workdir: Path) -> dict[str, Any]:
     docs = folder / "docs"
     embedder = default_embedder()
     t0 = time.perf_counter()
-    with KnowledgeBase.open(workdir / "kb", embedder=embedder) as kb:  # type: ignore[arg-type]
+    with KnowledgeBase.open(workdir / "kb", create=True, embedder=embedder) as kb:  # type: ignore[arg-type]
         report = kb.ingest([docs])
         ingest_s = time.perf_counter() - t0
         embedder.save()

@@ -134,7 +134,7 @@ def question_vectors(embedder: Embedder, questions: Sequence[Question]) -> dict[
 
 def open_kb(embedder: Embedder, documents: Sequence[Document]) -> KnowledgeBase:
     folder = BENCH / "kb"
-    kb = KnowledgeBase.open(folder, embedder=embedder)
+    kb = KnowledgeBase.open(folder, create=True, embedder=embedder)
     if kb.status()["documents"] != len(documents):
         print(f"building the knowledge base in {folder} ({len(documents):,} paragraphs) ...", file=sys.stderr)
         t0 = time.perf_counter()
@@ -248,8 +248,7 @@ def msmarco_ko(answerer: ExtractiveAnswerer, lexical: ExtractiveAnswerer, n: int
     rows = json.loads(MSMARCO_KO.read_text(encoding="utf-8"))
     passages = list(dict.fromkeys(p for row in rows for p in row["positive"]))
     analyzer = get_analyzer("ko-en")
-    index = LexicalIndex()
-    index.build(np.arange(len(passages)), analyzer.analyze_batch(passages))
+    index = LexicalIndex().build(np.arange(len(passages)), analyzer.analyze_batch(passages))
     rng = random.Random(seed)
     sample = rng.sample(rows, min(n, len(rows)))
     questions, hit_lists, negative_lists, gold_ranks = [], [], [], []

@@ -313,7 +313,7 @@ def build_jisik(data: Dataset, embedder: CachedEmbedder) -> tuple[Any, float, di
     size = max(2000, max(map(len, data.corpus)) + 1)
     overrides = {"chunking": {"size": size, "overlap": 0}}
     path = BENCH / "kb" / f"{data.name}-{texts_hash(data.corpus)}"
-    kb = KnowledgeBase.open(path, embedder=embedder, overrides=overrides)
+    kb = KnowledgeBase.open(path, create=True, embedder=embedder, overrides=overrides)
     started = time.perf_counter()
     docs = [Document(doc_id=f"p{i}", source=data.name, text=text) for i, text in enumerate(data.corpus)]
     report = kb.add_documents(docs)

@@ -204,7 +204,7 @@ def build_jisik(folder: Path, embedder: SharedEmbedder, workdir: Path) -> Built:
     path = workdir / "jisik-kb"
     shutil.rmtree(path, ignore_errors=True)
     with _clock() as clock:
-        kb = KnowledgeBase.open(path, embedder=embedder)  # type: ignore[arg-type]
+        kb = KnowledgeBase.open(path, create=True, embedder=embedder)  # type: ignore[arg-type]
         report = kb.ingest([folder])
     status = kb.status()
     loaded = {Path(d["doc_id"]).name for d in kb.documents()}

@@ -200,9 +200,9 @@ def chunk_plan(folder: Path) -> tuple[list[str], list[int]]:
 
     recorder = RecordingEmbedder(HashingEmbedder(dim=384))
     kb_dir = fresh_dir(BENCH / "tmp-plan-kb")
-    with KnowledgeBase.open(kb_dir, embedder=recorder) as kb:
+    with KnowledgeBase.open(kb_dir, create=True, embedder=recorder) as kb:
         kb.ingest([folder])
-        texts = [t for _, t in kb.store.all_chunk_texts()]
+        texts = [t for _, t in all_chunk_texts(kb.store)]
     shutil.rmtree(kb_dir)
     return texts, recorder.calls
 
@@ -238,7 +238,7 @@ def ingest_systems(passages: Sequence[str], folder: Path, embedder: Any, texts: 
         kb_dir, recorder = fresh_dir(BENCH / "tmp-kb"), RecordingEmbedder(embedder)
 
         def body() -> tuple[int, float]:
-            with KnowledgeBase.open(kb_dir, embedder=recorder) as kb:
+            with KnowledgeBase.open(kb_dir, create=True, embedder=recorder) as kb:
                 report = kb.ingest([folder])
             assert not report.failed, report.failed[:3]
             return report.chunks, recorder.seconds
@@ -249,7 +249,7 @@ def ingest_systems(passages: Sequence[str], folder: Path, embedder: Any, texts: 
         docs = [Document(doc_id=f"p{i:05d}", source=f"msmarco/{i:05d}", text=t) for i, t in enumerate(passages)]
 
         def body() -> tuple[int, float]:
-            with KnowledgeBase.open(kb_dir, embedder=recorder) as kb:
+            with KnowledgeBase.open(kb_dir, create=True, embedder=recorder) as kb:
                 report = kb.add_documents(docs)
             return report.chunks, recorder.seconds
         return timed(body)
@@ -411,9 +411,9 @@ def cmd_bm25(args: argparse.Namespace) -> dict[str, Any]:
     systems: dict[str, Callable[[], float]] = {
         "ko-en analysis (Kiwi), one analyze_batch over all passages": ko_batch,
         f"ko-en analysis, one text per call (first {single_n:,}, scaled)": ko_single,
-        "bm25s index build from ko-en terms (LexicalIndex.build)": build(terms),
-        "**ko-en analysis + bm25s build (jisik BM25 indexing)**": ko_total,
-        "whitespace analysis + bm25s build": ws_total,
+        "BM25 index build from ko-en terms (LexicalIndex.build)": build(terms),
+        "**ko-en analysis + BM25 build (jisik BM25 indexing)**": ko_total,
+        "whitespace analysis + BM25 build": ws_total,
         "LangChain BM25Retriever.from_texts (rank_bm25, whitespace split)": langchain_bm25,
     }
     names = list(systems)
@@ -525,7 +525,7 @@ def build_search_kb(args: argparse.Namespace, embedder: Any, label: str) -> tupl
     vectors[noisy] = l2_normalize(vectors[noisy])
     timings = {"analyze_s": 0.0, "write_s": 0.0}
     started = time.perf_counter()
-    with KnowledgeBase.open(kb_dir, embedder=embedder) as kb:
+    with KnowledgeBase.open(kb_dir, create=True, embedder=embedder) as kb:
         kb.store.bind(embedder_model=embedder.model, dim=embedder.dim, analyzer=kb.analyzer.name)
         for start in range(0, len(texts), 2000):
             stop = min(start + 2000, len(texts))
@@ -678,7 +678,7 @@ def cmd_search_child(args: argparse.Namespace) -> dict[str, Any]:
     parts: dict[str, list[float]] = {"embed one query": [], "Kiwi analysis of one query": [],
                                      "store.search_dense top-40 (FAISS flat, 1 OpenMP thread)": [],
                                      "FAISS flat index.search top-40 on all OpenMP threads (before the fix)": [],
-                                     "bm25s top-40 (store.search_lexical)": []}
+                                     "BM25 top-40 (store.search_lexical)": []}
     store, analyzer = kb.store, kb.analyzer
     omp_threads = faiss.omp_get_max_threads()
     single_below = faiss_index.SINGLE_THREAD_BELOW
@@ -698,14 +698,15 @@ def cmd_search_child(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         store.search_dense(vector, 40, [])
         parts["store.search_dense top-40 (FAISS flat, 1 OpenMP thread)"].append((time.perf_counter() - t) * 1000)
-        raw = store._ensure_dense().index
+        with store.reader() as view:  # the bare FAISS index under the store's snapshot (private, benchmark only)
+            raw = view._indexes.dense._base.index
         t = time.perf_counter()
         raw.search(vector, 40)
         parts["FAISS flat index.search top-40 on all OpenMP threads (before the fix)"].append(
             (time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         store.search_lexical(terms, 40, [])
-        parts["bm25s top-40 (store.search_lexical)"].append((time.perf_counter() - t) * 1000)
+        parts["BM25 top-40 (store.search_lexical)"].append((time.perf_counter() - t) * 1000)
     generation = kb.store.generation
     t = time.perf_counter()
     DenseIndex(embedder.dim, "flat").load(Path(args.kb) / "index" / "dense", generation)
@@ -749,12 +750,21 @@ def cmd_search_child(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def all_chunk_texts(store: Any) -> list[tuple[int, str]]:
+    """Every (chunk id, text), page by page."""
+    rows: list[tuple[int, str]] = []
+    while page := store.chunk_texts(after=rows[-1][0] if rows else 0, limit=5000):
+        rows.extend(page)
+    return rows
+
+
 def _langchain_dense(kb: Any, embedder: Any, queries: Sequence[str]) -> list[float]:
     _quiet_imports()
     from langchain_community.vectorstores import FAISS
 
-    rows = kb.store.all_chunk_texts()
-    _, matrix = kb.store._all_vectors()
+    rows = all_chunk_texts(kb.store)
+    matrix = np.vstack([kb.store.vectors([i for i, _ in rows[start : start + 1000]])
+                        for start in range(0, len(rows), 1000)])
     store = FAISS.from_embeddings(list(zip([t for _, t in rows], matrix.tolist(), strict=True)),
                                   langchain_embeddings(embedder))
     del matrix
@@ -792,7 +802,7 @@ def cmd_reingest(args: argparse.Namespace) -> dict[str, Any]:
                     os.utime(file, (now, now))
             gc.collect()
             t = time.perf_counter()
-            with KnowledgeBase.open(kb_dir, embedder=embedder) as kb:
+            with KnowledgeBase.open(kb_dir, create=True, embedder=embedder) as kb:
                 report = kb.ingest([folder])
             times[step] = time.perf_counter() - t
             expected = len(passages) if step == "first" else 0

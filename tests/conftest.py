@@ -78,7 +78,7 @@ def shared_data(*parts: str) -> Path:
 @pytest.fixture
 def cli() -> typer.Typer:
     """A Typer app with only `jisik eval` registered (tests of the eval command)."""
-    from jisik.evaluate.cli import register
+    from jisik.cli.commands.eval import register
 
     app = typer.Typer()
 

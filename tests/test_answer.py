@@ -29,7 +29,7 @@ POLICY = [
 
 
 def _kb(path: Path, **overrides: object) -> KnowledgeBase:
-    return KnowledgeBase.open(path, embedder=HashingEmbedder(64), overrides=overrides or None)
+    return KnowledgeBase.open(path, create=True, embedder=HashingEmbedder(64), overrides=overrides or None)
 
 
 @pytest.fixture

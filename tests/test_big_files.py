@@ -49,7 +49,7 @@ SMALL_CHUNKS = {"chunking": {"size": 120, "overlap": 0}}  # about one paragraph 
 
 
 def _open(path: Path, embedder: HashingEmbedder) -> KnowledgeBase:
-    return KnowledgeBase.open(path, embedder=embedder, overrides=SMALL_CHUNKS)
+    return KnowledgeBase.open(path, create=True, embedder=embedder, overrides=SMALL_CHUNKS)
 
 
 def _chunks(kb: KnowledgeBase) -> list[tuple[str, str]]:

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from jisik.config import ChunkingConfig
 from jisik.errors import ConfigError
-from jisik.ingest.chunking import ChunkingConfig, chunk_documents
+from jisik.ingest.chunking import chunk_documents
 from jisik.records import Chunk, Document, Segment
 
 

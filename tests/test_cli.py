@@ -45,6 +45,33 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" in debug.stderr
 
 
+@pytest.mark.parametrize("args", [["search", "x"], ["ask", "x"], ["chat"], ["status"], ["docs"], ["logs"],
+                                  ["delete", "a.md"], ["reindex"], ["eval", "QUESTIONS"]])
+def test_read_commands_refuse_a_missing_knowledge_base(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
+    """A mistyped --kb is one line naming the path and `jisik init`, exit 1, and nothing is created."""
+    questions = tmp_path / "questions.jsonl"  # no corpus: eval reads the knowledge base as it is
+    questions.write_text('{"question": "반품 기간은?", "gold_sources": ["a.md"]}\n', encoding="utf-8")
+    typo = tmp_path / "typo"
+    result = runner.invoke(app, [str(questions) if a == "QUESTIONS" else a for a in args] + ["--kb", str(typo)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"error: no knowledge base at {typo}", f"hint: create one with `jisik init "
+                                                                                  f"{typo}`"], result.stderr
+    assert result.stdout == "" and not typo.exists()
+
+
+def test_ingest_creates_a_missing_knowledge_base_and_says_so(runner: CliRunner, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("hello world", encoding="utf-8")
+    kb = tmp_path / "new-kb"
+    first = runner.invoke(app, ["ingest", str(docs), "--kb", str(kb), "--json"])
+    assert first.exit_code == 0, first.output
+    assert f"created a new knowledge base at {kb}" in first.stderr
+    assert len(json.loads(first.stdout)["added"]) == 1  # stdout stays pure JSON
+    again = runner.invoke(app, ["ingest", str(docs), "--kb", str(kb)])
+    assert again.exit_code == 0 and "created" not in again.stderr
+
+
 def test_ingest_search_status_delete(runner: CliRunner, tmp_path: Path, sample_docs: Path) -> None:
     docs = tmp_path / "docs"
     shutil.copytree(sample_docs, docs)

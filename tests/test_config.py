@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from jisik.config import KBConfig, dump_config, load_config
+from jisik import registry
+from jisik.config import EmbedderConfig, KBConfig, dump_config, load_config
+from jisik.embed import create_embedder
 from jisik.errors import ConfigError
 
 
@@ -42,3 +44,21 @@ def test_environment_overrides(tmp_path: Path) -> None:
 def test_weights_cannot_both_be_zero() -> None:
     with pytest.raises(ConfigError, match="cannot both be 0"):
         load_config(None, environ={}, overrides={"retrieval": {"dense_weight": 0, "bm25_weight": 0}})
+
+
+def test_config_backends_are_checked_against_the_registries() -> None:
+    with pytest.raises(ConfigError, match=r"'store\.backend': Input should be 'local'") as info:
+        load_config(None, environ={}, overrides={"store": {"backend": "milvus"}})
+    assert "invalid configuration in defaults" in info.value.message
+    with pytest.raises(ConfigError, match=r"'llm\.backend': Input should be 'extractive', 'ollama'"):
+        load_config(None, environ={"JISIK_LLM__BACKEND": "gpt"})
+    with registry.embedders.override("mine", "jisik.embed.factories:hashing"):
+        assert load_config(None, environ={"JISIK_EMBEDDER__BACKEND": "mine"}).embedder.backend == "mine"
+        assert create_embedder(EmbedderConfig(backend="mine", dim=8)).model == "hashing-8"
+
+
+def test_init_file_names_every_section() -> None:
+    text = dump_config(KBConfig())
+    for section in KBConfig.model_fields:
+        assert f"[{section}]" in text
+    assert '[store]\nbackend = "local"' in text and '[embedder]\nbackend = "auto"' in text

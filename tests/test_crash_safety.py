@@ -27,7 +27,7 @@ CHILD = textwrap.dedent("""
             return super().embed_documents(texts)
 
     pipeline.BATCH_CHUNKS = 3
-    kb = KnowledgeBase.open(sys.argv[1], embedder=SlowHashingEmbedder(64))
+    kb = KnowledgeBase.open(sys.argv[1], create=True, embedder=SlowHashingEmbedder(64))
     kb.ingest([sys.argv[2]])
     print("finished", flush=True)
 """)

@@ -115,7 +115,7 @@ SAMPLE_DOCS = Path(__file__).resolve().parents[1] / "examples" / "sample_docs"
 
 @pytest.fixture(scope="module")
 def sample_kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeBase]:
-    kb = KnowledgeBase.open(tmp_path_factory.mktemp("xkb") / "kb")
+    kb = KnowledgeBase.open(tmp_path_factory.mktemp("xkb") / "kb", create=True)
     kb.ingest([SAMPLE_DOCS])
     yield kb
     kb.close()

@@ -69,7 +69,7 @@ def docs(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def kb(tmp_path: Path, docs: Path) -> KnowledgeBase:
-    base = KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64))
+    base = KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64))
     base.ingest([docs])
     return base
 
@@ -494,7 +494,7 @@ def test_load_report_errors(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cli_kb(tmp_path: Path, docs: Path, fake_embedder_env: None) -> Path:
-    with KnowledgeBase.open(tmp_path / "cli-kb") as base:
+    with KnowledgeBase.open(tmp_path / "cli-kb", create=True) as base:
         base.ingest([docs])
     return tmp_path / "cli-kb"
 

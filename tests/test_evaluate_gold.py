@@ -106,7 +106,7 @@ def test_gold_ids_match_a_jsonl_corpus_ingested_with_id_field(tmp_path: Path) ->
     _jsonl(corpus, [{"_id": "p1", "text": "반품은 상품을 받은 날부터 14일 이내에 신청할 수 있습니다."},
                     {"_id": "p2", "text": "배송은 보통 이틀 걸립니다."},
                     {"_id": "p3", "text": "Annual leave is 15 days per year."}])
-    kb = KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64),
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64),
                             overrides={"loaders": {"id_field": "_id", "text_field": "text"}})
     kb.ingest([tmp_path / "data"])
     doc_ids = sorted(d["doc_id"] for d in kb.documents())
@@ -125,7 +125,7 @@ def test_gold_ids_match_a_jsonl_corpus_ingested_with_id_field(tmp_path: Path) ->
 def test_row_numbers_are_not_taken_for_user_ids(tmp_path: Path) -> None:
     """Without id_field the part after '#' is a row number: gold '2' must stay missing, not match row 2."""
     _write(tmp_path / "data" / "faq.csv", "text\n반품은 14일 이내입니다.\n배송은 이틀 걸립니다.\n")
-    kb = KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64))
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64))
     kb.ingest([tmp_path / "data"])
     assert sorted(d["doc_id"] for d in kb.documents()) == ["data/faq.csv#1", "data/faq.csv#2"]
     ds = EvalDataset("q", [EvalExample("q1", "배송", gold_doc_ids=["2"]),
@@ -146,7 +146,7 @@ def test_glob_gold_counts_every_matching_file(tmp_path: Path, monkeypatch: pytes
     """q1: "*AAPL*" names two filings, one retrieved (twice) → recall@3 1/2, hit@1 1.  q2: one filing at rank 2."""
     for name in ("2022 Q3 AAPL.md", "2023 Q1 AAPL.md", "2023 Q1 MSFT.md"):
         _write(tmp_path / "sec" / name, f"# {name}\n\nQuarterly report {name}.")
-    kb = KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64))
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64))
     kb.ingest([tmp_path / "sec"])
     old, new, msft = "sec/2022 Q3 AAPL.md", "sec/2023 Q1 AAPL.md", "sec/2023 Q1 MSFT.md"
     scripted = {"apple": [old, msft, old], "apple q1": [msft, new, old]}
@@ -181,7 +181,7 @@ def _cite_first(messages: Sequence[Message]) -> str:
 
 @pytest.fixture
 def filing_kb(tmp_path: Path) -> KnowledgeBase:
-    kb = KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64))
+    kb = KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64))
     text = f"{PAGE_1}\n\n{PAGE_2}"
     kb.add_documents([Document("sec/2023 Q3 AAPL.pdf", "sec/2023 Q3 AAPL.pdf", text,
                                segments=[Segment(0, len(PAGE_1), page=1), Segment(len(PAGE_1) + 2, len(text), page=2)]),

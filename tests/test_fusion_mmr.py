@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jisik.errors import QueryError
-from jisik.retrieve.filters import Condition, build_filter, parse_condition
+from jisik.filters import Condition, build_filter, parse_condition
 from jisik.retrieve.fusion import min_max_normalize, reciprocal_rank_fusion, weighted_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
 

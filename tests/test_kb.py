@@ -22,7 +22,7 @@ from jisik.kb import KnowledgeBase
 
 
 def _kb(path: Path, **overrides: object) -> KnowledgeBase:
-    return KnowledgeBase.open(path, embedder=HashingEmbedder(64), overrides=overrides or None)
+    return KnowledgeBase.open(path, create=True, embedder=HashingEmbedder(64), overrides=overrides or None)
 
 
 @pytest.fixture
@@ -48,8 +48,8 @@ def test_ingest_and_search_sample_folder(tmp_path: Path, docs: Path) -> None:
 
 
 def _document_text(path: Path) -> str:
+    from jisik.config import LoaderConfig
     from jisik.ingest.loaders import load_file
-    from jisik.ingest.loaders.options import LoaderConfig
 
     return load_file(path, root=path.parent, config=LoaderConfig())[0].text
 
@@ -184,6 +184,18 @@ def test_open_with_other_embedder_says_how_to_reindex(tmp_path: Path, docs: Path
     with KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(32)) as kb:
         assert kb.reindex(embeddings=True) > 0
         assert kb.search("반품", mode="dense")
+
+
+def test_open_does_not_create_a_missing_knowledge_base(tmp_path: Path) -> None:
+    """A mistyped path is an error naming it and `jisik init`, and leaves nothing behind."""
+    typo = tmp_path / "typo"
+    with pytest.raises(KnowledgeBaseNotFoundError) as info:
+        KnowledgeBase.open(typo)
+    assert str(typo) in info.value.message and "jisik init" in (info.value.hint or "")
+    assert not typo.exists()
+    with KnowledgeBase.open(typo, create=True) as kb:  # creating is explicit
+        assert (typo / "jisik.toml").exists() and kb.status()["documents"] == 0
+    KnowledgeBase.open(typo).close()  # and then it opens
 
 
 def test_config_errors_name_the_key(tmp_path: Path) -> None:

@@ -478,13 +478,12 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert info.value.reason == "permission denied" and info.value.path == "secret.txt"
 
 
-def test_library_exceptions_are_wrapped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_library_exceptions_are_wrapped(tmp_path: Path) -> None:
     def explode(src: base.Source, config: LoaderConfig) -> base.Loaded:
         raise ValueError("boom")
 
-    monkeypatch.setitem(loaders_pkg.LOADERS, ".txt", explode)
     (tmp_path / "a.txt").write_text("hello")
-    with pytest.raises(LoaderError) as info:
+    with loaders_pkg.LOADERS.override(".txt", explode), pytest.raises(LoaderError) as info:
         load(tmp_path / "a.txt", root=tmp_path, config=CFG)
     assert info.value.reason == "cannot parse .txt file (ValueError: boom)"
     assert isinstance(info.value.__cause__, ValueError)

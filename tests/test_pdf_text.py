@@ -82,7 +82,7 @@ def test_soft_line_end_hyphens_are_joined_and_compounds_keep_theirs(tmp_path: Pa
 def test_joined_words_are_found_by_bm25(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     _pdf(tmp_path / "docs" / "paper.pdf", [PAPER])
-    with KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64)) as kb:
+    with KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64)) as kb:
         kb.ingest([tmp_path / "docs"])
         hits = kb.search("generalization", mode="bm25", k=1)  # written only as "general-|ization"
     assert hits and "generalization" in hits[0].text
@@ -134,7 +134,7 @@ def test_page_numbers_leave_the_text_and_running_headers_are_marked(tmp_path: Pa
     assert metadata_lines(doc.metadata) == ["ACME Corp. | Q1 2024 Form 10-Q | 1"]
     # segments still label exactly each page's text: header and body, without the page number
     assert _page_texts(doc) == {i: "\n".join(lines[:-1]) for i, lines in enumerate(pages, start=1)}
-    with KnowledgeBase.open(tmp_path / "kb", embedder=HashingEmbedder(64)) as kb:
+    with KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64)) as kb:
         kb.ingest([folder])
         hits = kb.search("What were ACME's net sales in its Q1 2024 Form 10-Q?", mode="bm25", k=6)
     assert hits and not any(line.strip().isdigit() for h in hits for line in h.text.splitlines())

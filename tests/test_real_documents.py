@@ -20,7 +20,7 @@ from jisik.kb import KnowledgeBase
 
 
 def _kb(path: Path) -> KnowledgeBase:
-    return KnowledgeBase.open(path, embedder=HashingEmbedder(64))
+    return KnowledgeBase.open(path, create=True, embedder=HashingEmbedder(64))
 
 
 def _two_teams(tmp_path: Path) -> tuple[Path, Path]:
@@ -70,6 +70,7 @@ def test_migration_restores_files_whose_documents_were_overwritten(tmp_path: Pat
         db.execute("UPDATE chunks SET doc_id = 'docs/budget.txt'")
         db.execute("DROP INDEX documents_source")  # back to schema 2, before unique ids
         db.execute("DROP TABLE staged_chunks")
+        db.execute("DROP TABLE chunk_log")
         db.execute("PRAGMA user_version = 2")
     rows_before = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     db.close()

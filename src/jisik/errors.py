@@ -70,6 +70,12 @@ class StoreError(JisikError):
     code = "store_error"
 
 
+class StoreBusyError(StoreError):
+    """Another process (or thread) is writing the knowledge base and the caller chose not to wait longer."""
+
+    code = "store_busy"
+
+
 class QueryError(JisikError):
     """A search request is invalid (empty query, bad filter, bad mode)."""
 

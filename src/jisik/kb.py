@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -15,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 from jisik.config import CONFIG_FILE, KBConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
 from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
+from jisik.filters import Filter, build_filter
 from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
 from jisik.records import Answer, Document, Hit, MetadataValue
-from jisik.retrieve.filters import Filter, build_filter
 from jisik.retrieve.searcher import Searcher, SearchOptions
-from jisik.store.local import DB_FILE, LocalStore
+from jisik.store import create_store
+from jisik.store.local import DB_FILE
+from jisik.store.writer_lock import hold_writer_lock
 from jisik.text.analyzers import Analyzer, get_analyzer
 
 FilterSpec = Filter | Mapping[str, Any] | Iterable[str] | None
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from jisik.generate.chat import ChatSession
     from jisik.generate.llms.base import LLM
 
+WaitCallback = Callable[[str], None]  # told once: "waiting for ingest by pid N…"
 _SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed")
 _RESUME_TURNS = 1000  # a resumed chat loads at most this many earlier turns; memory keeps fewer anyway
 
@@ -38,14 +42,7 @@ class KnowledgeBase:
     def __init__(self, path: Path, config: KBConfig, *, embedder: Embedder | None = None) -> None:
         self.path = path
         self.config = config
-        index_options = {
-            "hnsw_m": config.index.hnsw_m, "ef_construction": config.index.hnsw_ef_construction,
-            "ef_search": config.index.hnsw_ef_search, "ivf_nlist": config.index.ivf_nlist,
-            "ivf_nprobe": config.index.ivf_nprobe,
-        }
-        bm25_options = {"k1": config.bm25.k1, "b": config.bm25.b, "method": config.bm25.method}
-        self.store = LocalStore(path, index_kind=config.index.kind, index_options=index_options,
-                                bm25_options=bm25_options)
+        self.store = create_store(config, path)  # the backend [store] names (jisik.registry.stores)
         self._embedder = embedder
         self._analyzer: Analyzer | None = None
         self._bound = False
@@ -67,9 +64,14 @@ class KnowledgeBase:
         return cls.open(folder, create=False)
 
     @classmethod
-    def open(cls, path: str | Path, *, create: bool = True, embedder: Embedder | None = None,
+    def open(cls, path: str | Path, *, create: bool = False, embedder: Embedder | None = None,
              overrides: Mapping[str, Any] | None = None) -> KnowledgeBase:
-        """Open a knowledge base; with ``create`` (the default) a missing one is initialised."""
+        """Open the knowledge base in ``path``.
+
+        A folder that holds none raises :class:`~jisik.errors.KnowledgeBaseNotFoundError` (naming the
+        path and ``jisik init``) and is not created, so a mistyped path cannot open an empty knowledge
+        base; ``create=True`` (or :meth:`init`) makes a missing one.
+        """
         folder = Path(path).expanduser()
         config_file = folder / CONFIG_FILE
         if not config_file.exists() and not (folder / DB_FILE).exists():
@@ -122,26 +124,36 @@ class KnowledgeBase:
             self._bound = True
 
     # -- operations -------------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, strict: bool = False,
-               metadata: Mapping[str, MetadataValue] | None = None,
-               progress: ProgressCallback | None = None) -> IngestReport:
-        """Add or update files and folders; unchanged files are skipped without re-embedding."""
+    @contextmanager
+    def _writing(self, operation: str, wait: float | None, on_wait: WaitCallback | None) -> Iterator[None]:
+        """The knowledge base's writer lock for one write operation (one writer at a time, any process)."""
         self.store.require_writable()
-        self._bind()
-        pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
-        return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
+        with hold_writer_lock(self.path, operation, wait=wait, on_wait=on_wait):
+            yield
 
-    def add_documents(self, documents: Sequence[Document], *,
-                      progress: ProgressCallback | None = None) -> IngestReport:
+    def ingest(self, paths: Sequence[str | Path], *, prune: bool = False, strict: bool = False,
+               metadata: Mapping[str, MetadataValue] | None = None, progress: ProgressCallback | None = None,
+               wait: float | None = None, on_wait: WaitCallback | None = None) -> IngestReport:
+        """Add or update files and folders; unchanged files are skipped without re-embedding.
+
+        While another process writes this knowledge base, waits up to ``wait`` seconds (None: as long as
+        it takes, 0: not at all — :class:`~jisik.errors.StoreBusyError`), telling ``on_wait`` once."""
+        with self._writing("ingest", wait, on_wait):
+            self._bind()
+            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+            return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
+
+    def add_documents(self, documents: Sequence[Document], *, progress: ProgressCallback | None = None,
+                      wait: float | None = None, on_wait: WaitCallback | None = None) -> IngestReport:
         """Ingest in-memory :class:`~jisik.records.Document` objects (no files needed).
 
         >>> doc = Document(doc_id="faq/1", source="faq", text="반품은 14일 이내 가능합니다.")  # doctest: +SKIP
         >>> kb.add_documents([doc])  # doctest: +SKIP
         """
-        self.store.require_writable()
-        self._bind()
-        pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
-        return pipeline.run_documents(documents)
+        with self._writing("add_documents", wait, on_wait):
+            self._bind()
+            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+            return pipeline.run_documents(documents)
 
     def search(self, query: str, *, mode: str | None = None, k: int | None = None, filters: FilterSpec = None,
                threshold: float | None = None, **options: Any) -> list[Hit]:
@@ -160,41 +172,44 @@ class KnowledgeBase:
         self._bind()
         return Searcher(self.store, self.embedder, self.analyzer).search_batch(queries, search_options)
 
-    def delete(self, target: str) -> list[str]:
+    def delete(self, target: str, *, wait: float | None = None, on_wait: WaitCallback | None = None) -> list[str]:
         """Delete documents by doc id, source, file path or folder; returns the doc ids removed."""
-        self.store.require_writable()
         candidates = [target]
         resolved = Path(target).expanduser()
         if resolved.exists() or resolved.is_absolute():
             candidates.append(str(resolved.resolve()))
-        doc_ids = sorted({d for c in candidates for d in self.store.find_documents(c)})
-        if doc_ids:
-            self.store.delete_documents(doc_ids)
-            self.store.commit_indexes()
+        with self._writing("delete", wait, on_wait):
+            doc_ids = sorted({d for c in candidates for d in self.store.find_documents(c)})
+            if doc_ids:
+                self.store.delete_documents(doc_ids)
+                self.store.commit_indexes()
         return doc_ids
 
-    def reindex(self, *, embeddings: bool = False, progress: ProgressCallback | None = None) -> int:
+    def reindex(self, *, embeddings: bool = False, progress: ProgressCallback | None = None,
+                wait: float | None = None, on_wait: WaitCallback | None = None) -> int:
         """Rebuild indexes from stored chunks: re-analyze BM25 terms, and with ``embeddings`` re-embed.
 
         Use it after changing ``[bm25] analyzer`` or ``[embedder]``; documents are not re-read.
         """
-        self.store.require_writable()
+        with self._writing("reindex", wait, on_wait):
+            return self._reindex(embeddings=embeddings, progress=progress)
+
+    def _reindex(self, *, embeddings: bool, progress: ProgressCallback | None) -> int:
         report = progress or (lambda stage, done, total: None)
-        rows = self.store.all_chunk_texts()
-        ids = [i for i, _ in rows]
-        texts = [t for _, t in rows]
-        step = 256
-        for start in range(0, len(rows), step):
-            part_ids, part_texts = ids[start : start + step], texts[start : start + step]
+        total = self.store.stats().chunks
+        done, after = 0, 0
+        while page := self.store.chunk_texts(after=after, limit=256):
+            part_ids, part_texts = [i for i, _ in page], [t for _, t in page]
             self.store.replace_terms(part_ids, self.analyzer.analyze_batch(part_texts))
             if embeddings:
                 self.store.replace_vectors(part_ids, self.embedder.embed_documents(part_texts))
-            report("reindex", min(start + step, len(rows)), len(rows))
+            done, after = done + len(page), part_ids[-1]
+            report("reindex", done, max(total, done))
         self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim, analyzer=self.analyzer.name,
                         replace=True)
         self._bound = True
         self.store.commit_indexes()
-        return len(rows)
+        return done
 
     def status(self) -> dict[str, Any]:
         stats = self.store.stats()
@@ -208,9 +223,12 @@ class KnowledgeBase:
 
     def documents(self, pattern: str | None = None) -> list[dict[str, Any]]:
         """Documents (doc_id, source, title, chunks); ``pattern`` globs the id or source (``policies/*``)."""
-        from jisik.retrieve.filters import source_matches
+        from jisik.filters import source_matches
 
-        docs = self.store.documents()
+        docs: list[dict[str, Any]] = []
+        while page := self.store.documents(after=docs[-1]["doc_id"] if docs else None, limit=1000):
+            docs.extend(page)
+        docs.sort(key=lambda d: (d["source"], d["doc_id"]))
         if pattern is None:
             return docs
         return [d for d in docs if source_matches(pattern, d["doc_id"]) or source_matches(pattern, d["source"])]

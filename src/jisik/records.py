@@ -83,6 +83,8 @@ class Hit:
     end: int
     metadata: dict[str, Any] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)  # per-retriever scores (dense, bm25, ...)
+    # the store generation the hit was read from (every hit of one search has the same one)
+    generation: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

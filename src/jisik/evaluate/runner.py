@@ -129,7 +129,7 @@ def ingest_corpus(kb: KnowledgeBase, dataset: EvalDataset, *, progress: Progress
 
 
 def _variant_chunking(kb: KnowledgeBase, size: int) -> Any:
-    from jisik.ingest.chunking import ChunkingConfig
+    from jisik.config import ChunkingConfig
 
     current = kb.config.chunking
     overlap = current.overlap if current.overlap < size else size // 8

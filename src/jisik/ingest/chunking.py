@@ -21,10 +21,8 @@ import bisect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from jisik.config import ChunkingConfig  # the [chunking] settings live in the config layer
 from jisik.embed.base import TokenCounter
 from jisik.errors import ConfigError
 from jisik.records import Chunk, Document
@@ -33,44 +31,11 @@ from jisik.text.sentences import paragraph_spans, split_sentences_batch, strip_s
 Span = tuple[int, int]
 
 __all__ = [
-    "ChunkingConfig",
     "chunk_documents",
     "line_spans",
     "pack_pieces",
     "word_spans",
 ]
-
-
-class ChunkingConfig(BaseModel):
-    """How documents are cut into chunks (``[chunking]`` in jisik.toml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    size: int = Field(
-        default=800,
-        gt=0,
-        description="Largest chunk, in `unit`s. 800 characters is about 200-250 tokens of Korean or "
-        "English for multilingual-e5: well inside its 512-token window, yet a whole paragraph.",
-    )
-    overlap: int = Field(
-        default=100,
-        ge=0,
-        description="How much of the end of a chunk the next one repeats, in `unit`s (whole words), so a "
-        "fact cut at a boundary is still found whole in one chunk.",
-    )
-    unit: Literal["chars", "tokens"] = Field(
-        default="chars",
-        description="'chars', or 'tokens' of the embedding model (needs an embedder that counts tokens).",
-    )
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> Self:
-        if self.overlap >= self.size:
-            raise ValueError(
-                f"chunking.overlap ({self.overlap}) must be smaller than chunking.size ({self.size}); "
-                f"a chunk must add new text after the overlap. Try overlap = {self.size // 8}."
-            )
-        return self
 
 
 # --- splitting --------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from jisik.errors import QueryError
+from jisik.filters import Filter
 from jisik.records import Hit
-from jisik.retrieve.filters import Filter
 from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
 from jisik.text.language import detect_language, text_language
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from jisik.choices import Fusion, SearchMode
     from jisik.config import RetrievalConfig
     from jisik.embed.base import Embedder, Vectors
-    from jisik.store.base import ScoredIds, Store
+    from jisik.store.base import ScoredIds, Store, StoreReader
     from jisik.text.analyzers import Analyzer
 
 MAX_QUERY_CHARS = 10_000
@@ -86,22 +86,26 @@ class Searcher:
         self.analyzer = analyzer
 
     def search_batch(self, queries: Sequence[str], options: SearchOptions) -> list[list[Hit]]:
+        """Hits for each query, all read from one committed generation of the store (``hit.generation``)."""
         for query in queries:
             _check_query(query)
         mode = options.mode
         pool = max(options.k, options.fetch_k)
+        # embedding and analysis first: the store's read snapshot stays open only for the store's part
         query_vectors = self.embedder.embed_queries(list(queries)) if mode != "bm25" else None
-        dense = (self.store.search_dense(query_vectors, options.k if mode == "dense" else pool, options.where)
-                 if query_vectors is not None else [[] for _ in queries])
-        lexical = (self.store.search_lexical(self.analyzer.analyze_batch(list(queries)), pool, options.where)
-                   if mode in ("bm25", "hybrid") else [[] for _ in queries])
-        results = []
-        for row, query in enumerate(queries):
-            qvec = query_vectors[row] if query_vectors is not None else None
-            results.append(self._one(query, qvec, dense[row], lexical[row], options))
+        query_terms = self.analyzer.analyze_batch(list(queries)) if mode in ("bm25", "hybrid") else None
+        with self.store.reader() as view:
+            dense = (view.search_dense(query_vectors, options.k if mode == "dense" else pool, options.where)
+                     if query_vectors is not None else [[] for _ in queries])
+            lexical = (view.search_lexical(query_terms, pool, options.where)
+                       if query_terms is not None else [[] for _ in queries])
+            results = []
+            for row, query in enumerate(queries):
+                qvec = query_vectors[row] if query_vectors is not None else None
+                results.append(self._one(view, query, qvec, dense[row], lexical[row], options))
         return results
 
-    def _one(self, query: str, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds,
+    def _one(self, view: StoreReader, query: str, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds,
              options: SearchOptions) -> list[Hit]:
         cosine = dict(dense)
         bm25 = dict(lexical)
@@ -114,7 +118,7 @@ class Searcher:
             # The candidates' texts tell which of them BM25 cannot judge (another language than the
             # query); fetched once for the whole pool, they also make the returned hits below.
             ids = dict.fromkeys(i for i, _ in [*dense, *lexical])
-            fetched = {hit.chunk_id: hit for hit in self.store.hits([(i, 0.0) for i in ids])}
+            fetched = {hit.chunk_id: hit for hit in view.hits([(i, 0.0) for i in ids])}
             abstain = [set(), other_language_ids(query, {i: hit.text for i, hit in fetched.items()})]
             weights = [options.dense_weight, options.bm25_weight]
             if options.fusion == "rrf":
@@ -122,17 +126,17 @@ class Searcher:
             else:
                 ranked = weighted_fusion([dense, lexical], weights, abstain=abstain)
         else:
-            ranked = self._mmr(qvec, dense, options)
+            ranked = self._mmr(view, qvec, dense, options)
         needs_cosine = options.threshold is not None or options.mode == "hybrid"
         if needs_cosine and qvec is not None:
             missing = [i for i, _ in ranked[: options.k * 4] if i not in cosine]
             if missing:
-                cosine.update(zip(missing, (self.store.vectors(missing) @ qvec).tolist(), strict=True))
+                cosine.update(zip(missing, (view.vectors(missing) @ qvec).tolist(), strict=True))
         if options.threshold is not None:
             gate = bm25 if options.mode == "bm25" else cosine
             ranked = [(i, s) for i, s in ranked if gate.get(i, float("-inf")) >= options.threshold]
         top = ranked[: options.k]
-        hits = [replace(fetched[i], score=s) for i, s in top if i in fetched] if fetched else self.store.hits(top)
+        hits = [replace(fetched[i], score=s) for i, s in top if i in fetched] if fetched else view.hits(top)
         for hit in hits:
             if hit.chunk_id in cosine:
                 hit.scores["dense"] = cosine[hit.chunk_id]
@@ -142,11 +146,12 @@ class Searcher:
                 hit.scores[options.mode] = hit.score
         return hits
 
-    def _mmr(self, qvec: Vectors | None, dense: ScoredIds, options: SearchOptions) -> ScoredIds:
+    def _mmr(self, view: StoreReader, qvec: Vectors | None, dense: ScoredIds, options: SearchOptions,
+             ) -> ScoredIds:
         if qvec is None or not dense:
             return []
         ids = [i for i, _ in dense]
-        candidates = self.store.vectors(ids)
+        candidates = view.vectors(ids)
         picks = maximal_marginal_relevance(np.asarray(qvec, dtype=np.float32), candidates, options.k,
                                            options.lambda_mult)
         return [(ids[p], float(dense[p][1])) for p in picks]

@@ -1,7 +1,7 @@
 """The Store contract shared by the embedded store (SQLite + FAISS + bm25s) and Milvus.
 
 A store keeps documents, chunks, vectors, lexical terms and the ingestion ledger, and answers
-dense and lexical top-k queries under a metadata :class:`~jisik.retrieve.filters.Filter`.
+dense and lexical top-k queries under a metadata :class:`~jisik.filters.Filter`.
 Writes are grouped per file (:class:`IngestUnit`) so a crash never leaves half a file behind.
 """
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from jisik.embed.base import Vectors
+from jisik.filters import Filter
 from jisik.records import Chunk, Document, Hit
-from jisik.retrieve.filters import Filter
 
 ScoredIds = list[tuple[int, float]]
 
@@ -62,29 +63,79 @@ class StoreStats:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-class Store(Protocol):
-    def bind(self, *, embedder_model: str, dim: int, analyzer: str, replace: bool = False) -> None:
-        """Record the embedder and analyzer on first use; refuse a different one later
-        unless ``replace`` (used by re-indexing)."""
+class StoreReader(Protocol):
+    """One committed generation of a store, for the length of one search.
+
+    Everything read through it (candidates, vectors, hits) comes from that generation, whatever
+    writers commit meanwhile: no uncommitted rows, no half-updated index, no mix of two generations.
+    """
+
+    @property
+    def generation(self) -> int: ...
+
+    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]: ...
+
+    def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]: ...
+
+    def vectors(self, chunk_ids: Sequence[int]) -> Vectors: ...
+
+    def hits(self, scored: ScoredIds) -> list[Hit]:
+        """Materialise chunk ids with their scores into Hits (text, source, page, span, metadata),
+        each carrying this reader's generation."""
         ...
+
+
+class Ledger(Protocol):
+    """The knowledge base's own bookkeeping, kept in SQLite for every backend (:mod:`jisik.store.ledger`)."""
 
     def file_records(self) -> dict[str, FileRecord]: ...
 
-    def write(self, units: Sequence[IngestUnit]) -> None:
-        """Atomically replace the documents of each unit's file and update the ledger."""
-        ...
-
     def record_failures(self, records: Sequence[FileRecord]) -> None: ...
+
+    def failed_files(self) -> list[tuple[str, str]]: ...
 
     def stage(self, file: FileRecord, chunks: Sequence[Chunk], vectors: Vectors,
               terms: Sequence[Sequence[str]]) -> None:
         """Keep the embedded and analysed chunks of a big file that is still being ingested, durably but
         invisible to searches, so memory stays bounded and an interrupted ingest keeps the work done.
-        A later :meth:`write` of a unit with ``staged=True`` publishes them; other versions are dropped."""
+        A later :meth:`ChunkStore.write` of a unit with ``staged=True`` publishes them; other versions are dropped."""
         ...
 
     def staged_texts(self, file: FileRecord) -> set[str]:
         """Hashes (:func:`chunk_key`) of the chunk texts already staged for this version of the file."""
+        ...
+
+    def log_turn(self, row: dict[str, Any]) -> int:
+        """Store one completed question/answer turn atomically; returns its id."""
+        ...
+
+    def turns(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
+        """Logged turns, newest first."""
+        ...
+
+
+class ChunkStore(Protocol):
+    """What a backend implements: documents, chunks, vectors and terms, and searches over them.
+
+    Many readers (threads and processes) at once, one writer at a time; every search goes through a
+    :class:`StoreReader` of one committed generation. No call returns the whole corpus: chunks and
+    documents are read page by page.
+    """
+
+    read_only: bool
+
+    def require_writable(self) -> None:
+        """Raise :class:`~jisik.errors.StoreError` (saying why) when nothing can be written."""
+        ...
+
+    def bind(self, *, embedder_model: str, dim: int, analyzer: str, replace: bool = False) -> None:
+        """Record the embedder and analyzer on first use; refuse a different one later
+        unless ``replace`` (used by re-indexing)."""
+        ...
+
+    def write(self, units: Sequence[IngestUnit]) -> int:
+        """Atomically replace the documents of each unit's file and update the ledger; returns the
+        generation that made them visible."""
         ...
 
     def delete_files(self, paths: Sequence[str]) -> int:
@@ -101,17 +152,27 @@ class Store(Protocol):
         """Bring the vector and lexical indexes up to date and make them durable."""
         ...
 
-    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]: ...
+    def reader(self) -> AbstractContextManager[StoreReader]:
+        """A :class:`StoreReader` over the latest committed generation, for one search."""
+        ...
+
+    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]:
+        """``reader().search_dense`` in a reader of its own."""
+        ...
 
     def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]: ...
 
     def vectors(self, chunk_ids: Sequence[int]) -> Vectors: ...
 
-    def hits(self, scored: ScoredIds) -> list[Hit]:
-        """Materialise chunk ids with their scores into Hits (text, source, page, span, metadata)."""
+    def hits(self, scored: ScoredIds) -> list[Hit]: ...
+
+    def chunk_texts(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
+        """One page of ``(chunk id, text)`` with ids above ``after``, in id order (empty: the end)."""
         ...
 
-    def all_chunk_texts(self) -> list[tuple[int, str]]: ...
+    def documents(self, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Documents (doc_id, source, title, chunks, mtime) in doc id order, ``limit`` at a time after ``after``."""
+        ...
 
     def replace_vectors(self, ids: Sequence[int], vectors: Vectors) -> None: ...
 
@@ -123,15 +184,11 @@ class Store(Protocol):
         """True when no chunk is stored (asking such a knowledge base is an error)."""
         ...
 
-    def log_turn(self, row: dict[str, Any]) -> int:
-        """Store one completed question/answer turn atomically; returns its id."""
-        ...
-
-    def turns(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
-        """Logged turns, newest first."""
-        ...
-
     def close(self) -> None: ...
+
+
+class Store(ChunkStore, Ledger, Protocol):
+    """A backend together with the ledger it writes in step with: what the knowledge base holds."""
 
 
 def chunk_key(text: str) -> str:

@@ -62,6 +62,18 @@ MIGRATIONS: tuple[str, ...] = (
         vector BLOB NOT NULL, PRIMARY KEY (file_path, text_key)
     );
     """,
+    # 5: the change log of chunks, one row per chunk added (1) or removed (0) by each generation, written in
+    # the write's own transaction. An index of generation g catches up to a later one by applying the rows in
+    # between, in any process, instead of being rebuilt (jisik.store.index_keeper). Rows older than the saved
+    # index files are pruned; meta 'log_start' is the generation from which the log is complete. The upgrade
+    # starts a new generation with an empty log, so index files of an older jisik are rebuilt once.
+    """
+    CREATE TABLE chunk_log (generation INTEGER NOT NULL, chunk_id INTEGER NOT NULL, added INTEGER NOT NULL);
+    CREATE INDEX chunk_log_generation ON chunk_log(generation);
+    INSERT INTO meta(key, value) VALUES('generation', '1')
+    ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
+    INSERT OR REPLACE INTO meta(key, value) VALUES('log_start', (SELECT value FROM meta WHERE key = 'generation'));
+    """,
 )
 
 

@@ -1,9 +1,9 @@
-"""Compile a :class:`~jisik.retrieve.filters.Filter` into a SQL WHERE clause over chunks ``c``
+"""Compile a :class:`~jisik.filters.Filter` into a SQL WHERE clause over chunks ``c``
 joined with documents ``d``."""
 
 from __future__ import annotations
 
-from jisik.retrieve.filters import BUILTIN_FIELDS, Condition, Filter, Scalar
+from jisik.filters import BUILTIN_FIELDS, Condition, Filter, Scalar
 
 _SQL_OPS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "glob": "GLOB"}
 _COLUMNS = {"source": "d.source", "doc_id": "c.doc_id", "title": "d.title", "page": "c.page",
@@ -12,7 +12,7 @@ _COLUMNS = {"source": "d.source", "doc_id": "c.doc_id", "title": "d.title", "pag
 
 def compile_filter(where: Filter) -> tuple[str, list[object]]:
     """
-    >>> from jisik.retrieve.filters import build_filter
+    >>> from jisik.filters import build_filter
     >>> compile_filter(build_filter(["page>=2", "lang=ko"]))[0]
     'c.page >= ? AND EXISTS (SELECT 1 FROM doc_meta m WHERE m.doc_id = c.doc_id AND m.key = ? AND m.text_value = ?)'
     """

@@ -1,5 +1,9 @@
 """Document loaders: one module per format, chosen by file extension.
 
+Each suffix is a name in :data:`jisik.registry.loaders` (``.pdf`` → ``pdf.load_pdf``), where a plugin
+can add one through the ``jisik.loaders`` entry-point group; a loader module is imported the first
+time a file of its type is loaded. :data:`SUPPORTED_EXTENSIONS` follows the registry.
+
 >>> sorted(SUPPORTED_EXTENSIONS)[:4]
 ['.csv', '.docx', '.htm', '.html']
 
@@ -17,40 +21,47 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Set
 from pathlib import Path
 
-from jisik.errors import JisikError, LoaderError, UnsupportedFormatError
+from jisik.config import LoaderConfig
+from jisik.errors import ConfigError, JisikError, LoaderError, UnsupportedFormatError
 from jisik.ingest.loaders.base import Loaded, Loader, Source
-from jisik.ingest.loaders.docx import load_docx
-from jisik.ingest.loaders.html import load_html
-from jisik.ingest.loaders.markdown import load_markdown
-from jisik.ingest.loaders.options import LoaderConfig
-from jisik.ingest.loaders.pdf import load_pdf
-from jisik.ingest.loaders.tabular import load_delimited, load_jsonl
-from jisik.ingest.loaders.text import load_text
 from jisik.records import Document
+from jisik.registry import loaders as LOADERS  # the registry: suffix → loader
 
 __all__ = [
-    "CONVERTIBLE_EXTENSIONS", "LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "LoaderConfig", "load", "load_file",
-    "relative_id",
+    "CONVERTIBLE_EXTENSIONS", "LOADERS", "SUPPORTED_EXTENSIONS", "Loaded", "Loader", "LoaderConfig", "load",
+    "load_file", "relative_id", "supported_suffixes",
 ]
 
 logger = logging.getLogger(__name__)
 
-LOADERS: dict[str, Loader] = {
-    ".txt": load_text,
-    ".md": load_markdown,
-    ".markdown": load_markdown,
-    ".html": load_html,
-    ".htm": load_html,
-    ".pdf": load_pdf,
-    ".docx": load_docx,
-    ".csv": load_delimited,
-    ".tsv": load_delimited,
-    ".jsonl": load_jsonl,
-    ".ndjson": load_jsonl,
-}
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS)
+
+class _Suffixes(Set[str]):
+    """The suffixes :data:`LOADERS` knows at the time of asking, plugins' included (a live view)."""
+
+    def __contains__(self, suffix: object) -> bool:
+        return isinstance(suffix, str) and suffix.startswith(".") and suffix in LOADERS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(LOADERS.names())
+
+    def __len__(self) -> int:
+        return len(LOADERS.names())
+
+    def __repr__(self) -> str:
+        return f"SUPPORTED_EXTENSIONS({sorted(self)})"
+
+
+# What discovery (jisik.ingest.pipeline) takes as loadable; follows LOADERS, so a plugin's suffix counts.
+SUPPORTED_EXTENSIONS: Set[str] = _Suffixes()
+
+
+def supported_suffixes() -> frozenset[str]:
+    """The file suffixes a loader is registered for, now (``.pdf``, ``.md``, … and plugins')."""
+    return frozenset(LOADERS.names())
+
 
 # Formats people often have, with the conversion that makes them loadable.
 _CONVERT_HINTS = {
@@ -108,10 +119,13 @@ def load(path: Path, *, root: Path, config: LoaderConfig | None = None) -> Loade
     config = config or LoaderConfig()
     rel = relative_id(path, root)
     ext = path.suffix.lower()
-    loader = LOADERS.get(ext)
-    if loader is None:
+    if ext not in SUPPORTED_EXTENSIONS:
         hint = _CONVERT_HINTS.get(ext, f"supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}")
         raise UnsupportedFormatError(rel, f"unsupported file type {ext or '(no extension)'!r}", hint=hint)
+    try:
+        loader: Loader = LOADERS.get(ext)
+    except ConfigError as exc:  # a plugin's loader that cannot be imported: this file fails, the others go on
+        raise LoaderError(rel, exc.message, hint=exc.hint) from exc
     src = _read(path, rel, ext)
     if not src.data or src.data.isspace():
         return Loaded(warnings=[f"{rel}: empty file, nothing to index"])

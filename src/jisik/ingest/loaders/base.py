@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jisik.ingest.loaders.options import LoaderConfig
+from jisik.config import LoaderConfig
 from jisik.records import Document, MetadataValue, Segment
 
 SEPARATOR = "\n\n"  # between pages, sections and blocks: chunkers split on blank lines first

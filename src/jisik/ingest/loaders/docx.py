@@ -12,9 +12,9 @@ import re
 from typing import Any
 
 from jisik._lazy import require
+from jisik.config import LoaderConfig
 from jisik.errors import LoaderError
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
-from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
 
 _HEADING_STYLE = re.compile(r"^heading (\d)$", re.IGNORECASE)

@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 from jisik._lazy import require
+from jisik.config import LoaderConfig
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
 from jisik.ingest.loaders.encoding import decode_html
-from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
 
 _DROP_ALWAYS = [

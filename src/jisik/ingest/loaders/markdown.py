@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 
+from jisik.config import LoaderConfig
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
 from jisik.ingest.loaders.encoding import decode_bytes
-from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
 
 _ATX = re.compile(r"^ {0,3}(#{1,6})(?=[ \t]|$)[ \t]*(.*?)(?:[ \t]+#+)?[ \t]*$")

@@ -22,10 +22,10 @@ import threading
 from dataclasses import dataclass, field
 
 from jisik._lazy import require
+from jisik.config import LoaderConfig
 from jisik.errors import LoaderError
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
 from jisik.ingest.loaders.hyphens import dehyphenate, mark_line_end_hyphens
-from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
 from jisik.text.furniture import (
     METADATA_KEY,

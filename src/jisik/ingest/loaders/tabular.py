@@ -16,10 +16,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from jisik.config import LoaderConfig
 from jisik.errors import LoaderError
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, make_document
 from jisik.ingest.loaders.encoding import decode_bytes
-from jisik.ingest.loaders.options import LoaderConfig
 from jisik.records import MetadataValue
 
 # Long documents stored in one cell exceed csv's default 128 KiB field limit.
@@ -63,13 +63,17 @@ def unique_columns(header: list[str]) -> list[str]:
     ['id', 'text', 'column_3', 'id_2']
     """
     out: list[str] = []
-    for i, name in enumerate(header, start=1):
+    used: set[str] = set()
+    last_suffix: dict[str, int] = {}  # per name: the suffix search resumes there (a header of one name
+    for i, name in enumerate(header, start=1):  # repeated 20,000 times was quadratic)
         name = name.strip() or f"column_{i}"
-        base, n = name, 1
-        while name in out:
+        base, n = name, last_suffix.get(name, 1)
+        while name in used:
             n += 1
             name = f"{base}_{n}"
+        last_suffix[base] = n
         out.append(name)
+        used.add(name)
     return out
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from jisik.config import LoaderConfig
 from jisik.ingest.loaders.base import Loaded, Source, TextBuilder, single
 from jisik.ingest.loaders.encoding import decode_bytes
-from jisik.ingest.loaders.options import LoaderConfig
 
 
 def load_text(src: Source, config: LoaderConfig) -> Loaded:

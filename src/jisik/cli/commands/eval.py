@@ -1,7 +1,6 @@
 """``jisik eval``: measure retrieval (and answers) on a dataset, write reports, gate CI on a baseline.
 
-Registered on the main Typer app by :func:`register`; jisik.cli is imported inside functions only,
-so importing this module first does not create an import cycle.
+:func:`register` adds the command to a Typer app (:mod:`jisik.cli` registers it on the main one).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jisik.cli.app import console, err_console, open_kb
+from jisik.cli.app import run as run_command
 from jisik.errors import EvaluationError
 
 if TYPE_CHECKING:
@@ -89,8 +90,6 @@ def _create_judge(spec: str) -> LLM:
 def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from jisik.cli import err_console
-
     labels = {"files": "ingesting", "index": "indexing", "answers": "answering"}
     if not enabled:
         yield lambda stage, done, total: None
@@ -149,22 +148,19 @@ def eval_command(dataset: DatasetArg, kb: KbOpt = Path("kb"), modes: ListOpt = "
                  allow_missing_gold: MissingOpt = False, limit: LimitOpt = None, ingest_corpus: CorpusOpt = False,
                  batch_size: BatchOpt = 16, as_json: JsonOpt = False) -> None:
     """Evaluate retrieval (and answers) on a dataset; compare with a baseline for CI."""
-    from jisik.cli import _run
-
     def body() -> None:
         _evaluate(dataset=dataset, kb_path=kb, modes=modes, k=k, chunk_sizes=chunk_sizes, answers=answers, llm=llm,
                   judge_spec=judge, report_path=report, markdown_path=markdown, save=save, baseline=baseline,
                   tolerance=tolerance, allow_missing_gold=allow_missing_gold, limit=limit,
                   ingest_corpus=ingest_corpus, batch_size=batch_size, as_json=as_json)
 
-    _run(body)
+    run_command(body)
 
 
 def _evaluate(*, dataset: Path, kb_path: Path, modes: str, k: str, chunk_sizes: str | None, answers: bool,
               llm: str | None, judge_spec: str | None, report_path: Path | None, markdown_path: Path | None,
               save: str | None, baseline: str | None, tolerance: float, allow_missing_gold: bool,
               limit: int | None, ingest_corpus: bool, batch_size: int, as_json: bool) -> None:
-    from jisik.cli import _open, err_console
     from jisik.evaluate import runner
     from jisik.evaluate.datasets import load_dataset
     from jisik.evaluate.gold import check_usable, preflight
@@ -179,7 +175,7 @@ def _evaluate(*, dataset: Path, kb_path: Path, modes: str, k: str, chunk_sizes: 
     sizes: list[int | None] = list(_int_list(chunk_sizes, "--chunk-sizes")) if chunk_sizes else [None]
     data = load_dataset(dataset).head(limit)
     check_usable(data, answers=answers)  # before the knowledge base is opened (or created)
-    with _open(kb_path, create=data.corpus is not None) as base, _progress(not as_json) as progress:
+    with open_kb(kb_path, create=data.corpus is not None) as base, _progress(not as_json) as progress:
         save_path = eval_path(base.path, save) if save else None
         baseline_report = load_report(eval_path(base.path, baseline)) if baseline else None
         add_corpus = data.corpus is not None and (ingest_corpus or base.status()["documents"] == 0)
@@ -217,7 +213,6 @@ def _evaluate(*, dataset: Path, kb_path: Path, modes: str, k: str, chunk_sizes: 
 
 def _write_outputs(result: EvalReport, report_path: Path | None, markdown_path: Path | None,
                    save_path: Path | None) -> dict[str, str]:
-    from jisik.cli import err_console
     from jisik.evaluate.report import save_report
 
     written: dict[str, str] = {}
@@ -250,8 +245,6 @@ def _summary(result: EvalReport, written: dict[str, str]) -> dict[str, Any]:
 
 def _print(result: EvalReport, written: dict[str, str], as_json: bool) -> None:
     from rich.table import Table
-
-    from jisik.cli import console, err_console
 
     if as_json:
         console.print_json(json.dumps(_summary(result, written), ensure_ascii=False))
@@ -287,8 +280,6 @@ def _print(result: EvalReport, written: dict[str, str], as_json: bool) -> None:
 
 
 def _exit_code(result: EvalReport) -> None:
-    from jisik.cli import err_console
-
     failed = False
     if result.answers is not None and not result.answers.complete:
         err_console.print(f"[bold red]error:[/] evaluation incomplete: {result.answers.incomplete_reason}",

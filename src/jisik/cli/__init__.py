@@ -1,0 +1,30 @@
+"""The ``jisik`` command line: thin commands over :class:`~jisik.kb.KnowledgeBase`.
+
+A package over the library, with imports running one way: :mod:`jisik.cli.app` holds what every
+command shares (the Typer app, consoles, error handling, opening a knowledge base, progress);
+:mod:`jisik.cli.commands` holds the commands, one module per area, each importing only
+:mod:`jisik.cli.app`, :mod:`jisik.cli.render` and the library; this module registers them on the
+app in the order ``--help`` lists them. Nothing in the library imports the CLI.
+"""
+
+from __future__ import annotations
+
+from typer.core import TyperCommand
+
+from jisik.cli.app import Command, app
+from jisik.cli.commands import answer, manage, search
+from jisik.cli.commands.eval import register as register_eval
+
+__all__ = ["app", "main"]
+
+for _command in (manage.init, manage.ingest, search.search, search.status, manage.delete, search.docs,
+                 manage.reindex, answer.ask, answer.chat, answer.logs):
+    app.command()(_command)
+register_eval(app)
+for _info in app.registered_commands:  # every command gets the one-placeholder help
+    if _info.cls in (None, TyperCommand):
+        _info.cls = Command
+
+
+def main() -> None:
+    app(prog_name="jisik")

@@ -1,0 +1,144 @@
+"""What stays in SQLite whatever the backend: settings, the ingestion ledger, staged chunks, the turn log.
+
+A backend (:class:`~jisik.store.base.ChunkStore`) keeps documents, chunks, vectors and terms and
+answers searches; everything here is the knowledge base's own bookkeeping and lives in
+``jisik.sqlite3`` next to ``jisik.toml``. The embedded store shares this database and writes its
+chunks and the ledger rows of their files in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jisik.embed.base import Vectors
+from jisik.records import Chunk
+from jisik.store.base import FileRecord, chunk_key
+from jisik.store.connections import Connections
+
+_FILE_COLUMNS = "path, root, content_hash, size, mtime, status, error, n_documents, n_chunks, ingested_at"
+
+
+class SQLiteLedger:
+    """The :class:`~jisik.store.base.Ledger` over a :class:`Connections` pool."""
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+
+    # -- settings ---------------------------------------------------------------------------------
+    def setting(self, key: str) -> str | None:
+        with self._db.read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
+                         "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- the ingestion ledger ---------------------------------------------------------------------
+    def file_records(self) -> dict[str, FileRecord]:
+        with self._db.read() as conn:
+            rows = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files").fetchall()
+        return {row[0]: FileRecord(*row) for row in rows}
+
+    def upsert_file(self, record: FileRecord) -> None:
+        with self._db.write() as conn:
+            conn.execute(
+                f"INSERT INTO files({_FILE_COLUMNS}) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(path) DO UPDATE SET "
+                "root=excluded.root, content_hash=excluded.content_hash, size=excluded.size, mtime=excluded.mtime, "
+                "status=excluded.status, error=excluded.error, n_documents=excluded.n_documents, "
+                "n_chunks=excluded.n_chunks, ingested_at=excluded.ingested_at",
+                (record.path, record.root, record.content_hash, record.size, record.mtime, record.status,
+                 record.error, record.n_documents, record.n_chunks, record.ingested_at or time.time()))
+
+    def forget_files(self, paths: Sequence[str]) -> None:
+        with self._db.write() as conn:
+            conn.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
+
+    def record_failures(self, records: Sequence[FileRecord]) -> None:
+        """Remember failed files (shown by ``status``); their earlier good documents stay searchable."""
+        with self._db.write() as conn:
+            for record in records:
+                existing = conn.execute("SELECT status FROM files WHERE path = ?", (record.path,)).fetchone()
+                if existing and existing[0] == "ok":
+                    conn.execute("UPDATE files SET error = ? WHERE path = ?", (record.error, record.path))
+                else:
+                    self.upsert_file(record)
+
+    def failed_files(self) -> list[tuple[str, str]]:
+        with self._db.read() as conn:
+            return [(r[0], r[1] or "") for r in conn.execute("SELECT path, error FROM files WHERE status = 'error'")]
+
+    def count_files(self, status: str) -> int:
+        with self._db.read() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM files WHERE status = ?", (status,)).fetchone()[0])
+
+    # -- staged chunks of big files ---------------------------------------------------------------
+    def stage(self, file: FileRecord, chunks: Sequence[Chunk], vectors: Vectors,
+              terms: Sequence[Sequence[str]]) -> None:
+        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._db.write() as conn:
+            # an older version's staged chunks are of no use any more
+            conn.execute("DELETE FROM staged_chunks WHERE file_path = ? AND content_hash != ?",
+                         (file.path, file.content_hash))
+            conn.executemany(
+                "INSERT OR REPLACE INTO staged_chunks(file_path, content_hash, text_key, terms, vector) "
+                "VALUES(?,?,?,?,?)",
+                [(file.path, file.content_hash, chunk_key(c.text), " ".join(t), matrix[i].tobytes())
+                 for i, (c, t) in enumerate(zip(chunks, terms, strict=True))])
+
+    def staged_texts(self, file: FileRecord) -> set[str]:
+        with self._db.read() as conn:
+            return {str(r[0]) for r in conn.execute(
+                "SELECT text_key FROM staged_chunks WHERE file_path = ? AND content_hash = ?",
+                (file.path, file.content_hash))}
+
+    def staged_row(self, file: FileRecord, text: str) -> tuple[str, bytes] | None:
+        """The staged terms (space-joined) and vector bytes of one chunk text of this file version."""
+        with self._db.read() as conn:
+            row = conn.execute("SELECT terms, vector FROM staged_chunks WHERE file_path = ? AND text_key = ? "
+                               "AND content_hash = ?", (file.path, chunk_key(text), file.content_hash)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def drop_staged(self, path: str) -> None:
+        with self._db.write() as conn:
+            conn.execute("DELETE FROM staged_chunks WHERE file_path = ?", (path,))
+
+    # -- the question/answer log ------------------------------------------------------------------
+    def log_turn(self, row: dict[str, Any]) -> int:
+        """Store one completed turn (all columns of ``turns`` but ``id``) in one transaction."""
+        columns = ", ".join(row)
+        placeholders = ", ".join("?" for _ in row)
+        values = [json.dumps(v, ensure_ascii=False) if isinstance(v, list | dict) else v for v in row.values()]
+        with self._db.write() as conn:
+            cursor = conn.execute(f"INSERT INTO turns({columns}) VALUES({placeholders})", values)
+        return int(cursor.lastrowid or 0)
+
+    def turns(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:
+        """Logged turns, newest first; JSON columns decoded."""
+        where: list[str] = []
+        params: list[Any] = []
+        if session is not None:
+            where.append("session = ?")
+            params.append(session)
+        if turn_id is not None:
+            where.append("id = ?")
+            params.append(turn_id)
+        sql = "SELECT * FROM turns" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+        with self._db.read() as conn:
+            cursor = conn.execute(sql, [*params, limit])
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        out = []
+        for values in rows:
+            record = dict(zip(names, values, strict=True))
+            for key in ("retrieved", "citations"):
+                record[key] = json.loads(record[key])
+            record["found"] = bool(record["found"])
+            out.append(record)
+        return out
