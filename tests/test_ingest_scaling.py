@@ -129,7 +129,6 @@ STAGING_SCAN = ("Ledger.stage runs `DELETE FROM staged_chunks WHERE file_path = 
                 "the fix (delete the other versions once per file version).")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=STAGING_SCAN)
 def test_a_big_csv_staged_part_by_part_costs_the_same_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
     # Both sizes take the big-file path (> LARGE_FILE_CHUNKS chunks): staged part by part, then published.

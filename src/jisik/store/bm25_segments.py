@@ -93,8 +93,9 @@ def ranges(starts: npt.ArrayLike, lengths: npt.ArrayLike) -> IntArray:
 
 
 def sorted_unique(values: npt.NDArray[np.integer]) -> npt.NDArray[np.integer]:
-    """``np.unique`` by sorting: numpy 2.3's hash-based unique took 17 ms for 300k term ids, this ~2 ms, and
-    concatenated sorted runs (the segments' term lists) sort in linear time with the stable (run-aware) sort.
+    """``np.unique`` by sorting: plain ``np.unique`` (hash-based since numpy 2.3) took 430 ms for 255k int32
+    term ids on the dev box with numpy 2.4.6, this 1.6 ms; concatenated sorted runs (segments' term lists)
+    sort in linear time with the stable (run-aware) sort.
 
     >>> sorted_unique(np.array([3, 9, 1, 3, 9])).tolist()
     [1, 3, 9]

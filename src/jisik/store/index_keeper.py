@@ -69,6 +69,7 @@ class IndexKeeper:
         self._previous: Indexes | None = None  # for a reader whose snapshot is older than the published one
         self._merging = False
         self._merge_thread: threading.Thread | None = None
+        self._files_stale = False  # the index files could not be used: save new ones at the next commit
 
     # -- snapshots ----------------------------------------------------------------------------------
     def at(self, conn: sqlite3.Connection, generation: int, dim: int) -> Indexes:
@@ -81,8 +82,9 @@ class IndexKeeper:
             if published is not None and published.generation == generation:
                 return published
             log_start = _log_start(conn)
+            # (a snapshot made before the store knew its dimension, empty, is of no use once it does)
             base = next((s for s in (self._published, self._previous)
-                         if s is not None and log_start <= s.generation <= generation), None)
+                         if s is not None and log_start <= s.generation <= generation and s.dense.dim == dim), None)
             indexes = (self._catch_up(conn, base, generation) if base is not None
                        else self._open(conn, generation, log_start, dim))
             if published is None or indexes.generation > published.generation:
@@ -113,6 +115,8 @@ class IndexKeeper:
             loaded = LexicalIndex(**self._bm25_options)
             if loaded.load(index_dir / "bm25", saved):
                 lexical, lexical_generation = loaded, saved
+        if dense is None or lexical is None:
+            self._files_stale = True  # absent, damaged, of another kind or format: commit() saves new ones
         if dense is None:
             dense = self._new_dense(dim).build(*every_vector(conn, dim))
         if lexical is None:
@@ -192,13 +196,14 @@ class IndexKeeper:
         index_dir = self.folder / "index"
         dense_saved = _saved_generation(index_dir / "dense", kind=self.index_kind)
         lexical_saved = _saved_generation(index_dir / "bm25")
-        if dense_saved is not None and lexical_saved is not None and not merged_now:
-            since = min(dense_saved, lexical_saved)
-            with self._db.read() as conn:
+        with self._db.read() as conn:
+            log_start = _log_start(conn)
+            if not (merged_now or self._files_stale or dense_saved is None or lexical_saved is None
+                    or min(dense_saved, lexical_saved) < log_start):
                 changes = int(conn.execute("SELECT COUNT(*) FROM chunk_log WHERE generation > ?",
-                                           (since,)).fetchone()[0])
-            if changes < max(SAVE_MIN_CHANGES, SAVE_FRACTION * indexes.dense.size):
-                return
+                                           (min(dense_saved, lexical_saved),)).fetchone()[0])
+                if changes < max(SAVE_MIN_CHANGES, SAVE_FRACTION * indexes.dense.size):
+                    return
         index_dir.mkdir(exist_ok=True)
         indexes.dense.save(index_dir / "dense", indexes.generation)
         indexes.lexical.save(index_dir / "bm25", indexes.generation)
@@ -207,6 +212,7 @@ class IndexKeeper:
             conn.execute("DELETE FROM chunk_log WHERE generation <= ?", (indexes.generation,))
             conn.execute("UPDATE meta SET value = ? WHERE key = 'log_start' AND CAST(value AS INTEGER) < ?",
                          (str(indexes.generation), indexes.generation))
+        self._files_stale = False
 
     def describe(self) -> dict[str, Any]:
         indexes = self._published

@@ -28,6 +28,7 @@ class SQLiteLedger:
 
     def __init__(self, db: Connections) -> None:
         self._db = db
+        self._staging_versions: set[tuple[str, str]] = set()  # (file, content hash) whose older versions are gone
 
     # -- settings ---------------------------------------------------------------------------------
     def setting(self, key: str) -> str | None:
@@ -83,9 +84,12 @@ class SQLiteLedger:
               terms: Sequence[Sequence[str]]) -> None:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._db.write() as conn:
-            # an older version's staged chunks are of no use any more
-            conn.execute("DELETE FROM staged_chunks WHERE file_path = ? AND content_hash != ?",
-                         (file.path, file.content_hash))
+            version = (file.path, file.content_hash)
+            if version not in self._staging_versions:
+                # an older version's staged chunks are of no use any more. Once per file version: the statement
+                # walks every row staged for the file, and a big file is staged in hundreds of parts.
+                conn.execute("DELETE FROM staged_chunks WHERE file_path = ? AND content_hash != ?", version)
+                self._staging_versions.add(version)
             conn.executemany(
                 "INSERT OR REPLACE INTO staged_chunks(file_path, content_hash, text_key, terms, vector) "
                 "VALUES(?,?,?,?,?)",

@@ -339,7 +339,13 @@ class LocalStore(SQLiteLedger):
             documents=documents, chunks=chunks, files=self.count_files("ok"), failed_files=self.count_files("error"),
             embedder_model=self.setting("embedder_model"), embedder_dim=self.dim, analyzer=self.setting("analyzer"),
             index_kind=self.index_kind, disk_bytes=disk,
-            extra={"generation": generation, "schema_version": len(MIGRATIONS), **self._indexes.describe()})
+            extra={"generation": generation, "schema_version": len(MIGRATIONS), **self._index_state()})
+
+    def _index_state(self) -> dict[str, Any]:
+        """The indexes' shape (IVF training, delta, tombstones), loading them if no search has yet."""
+        with self.reader():
+            pass
+        return self._indexes.describe()
 
     def is_empty(self) -> bool:
         with self._db.read() as conn:

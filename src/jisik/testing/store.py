@@ -99,6 +99,17 @@ class DocumentsConformance(_Base):
         store.commit_indexes()  # nothing to index is not an error
         assert store.hits([]) == []
 
+    def test_searched_before_the_first_write(self, open_store: OpenStore) -> None:
+        """A search of a store that has not yet learnt its vector size, then writes: they are found."""
+        store = open_store()
+        try:
+            assert store.search_dense(query(1, 0, 0, 0), 3, Filter()) == [[]]
+            store.bind(embedder_model="conformance", dim=DIM, analyzer="whitespace")
+            store.write([unit("first.md", [("first.md", "first words", {})], [[1, 0, 0, 0]])])
+            assert _doc_ids(store, store.search_dense(query(1, 0, 0, 0), 3, Filter())[0]) == ["first.md"]
+        finally:
+            store.close()
+
     def test_rewrite_replaces_chunks_of_a_file(self, filled: Store) -> None:
         filled.write([unit("a.md", [("a.md", "refund rules changed", {"lang": "en"})], [[0, 0, 0, 1]])])
         filled.commit_indexes()

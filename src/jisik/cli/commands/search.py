@@ -62,6 +62,14 @@ def status(kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
             table.add_row(key, str(info[key]))
         table.add_row("embedder", f"{info['embedder']['model']} (dim {info['embedder']['dim']}, "
                                   f"backend {info['embedder']['backend']})")
+        dense, lexical = info.get("dense"), info.get("lexical")
+        if dense:
+            table.add_row("vectors", f"{dense['state']}; {dense['delta']:,} in the delta, "
+                                     f"{dense['tombstones']:,} deleted not yet merged")
+        if lexical:
+            table.add_row("bm25", f"{lexical.get('documents', 0):,} chunks; {lexical.get('delta', 0):,} in the delta, "
+                                  f"{lexical.get('tombstones', 0):,} deleted not yet merged")
+        table.add_row("generation", str(info["generation"]))
         table.add_row("disk", f"{info['disk_bytes'] / 1e6:.1f} MB")
         console.print(table)
         for failed in info["failed_files"]:
