@@ -109,3 +109,29 @@ def test_streamed_token_id_build_scores_like_the_token_build() -> None:
             assert np.allclose(streamed.scores(query), expected, rtol=0, atol=1e-9), (method, query)
             assert np.array_equal(tokens.scores(query), streamed.scores(query)), (method, query)
             assert tokens.top_k(query, 10, None) == streamed.top_k(query, 10, None)
+
+
+def test_ivf_trains_once_there_are_enough_vectors_and_status_says_so(tmp_path: Path) -> None:
+    """The first writes are few (IVF cannot train yet): the index says it is flat until N vectors; once the
+    corpus passes N, the next commit trains it, and a reopened store keeps the trained index."""
+    store = LocalStore(tmp_path, index_kind="ivf")
+    store.bind(embedder_model="test", dim=DIM, analyzer="whitespace")
+    rng = np.random.default_rng(5)
+    store.write([unit("first.md", [("first.md", "first", {})], [[1, 0, 0, 0]])])
+    store.commit_indexes()
+    state = store.stats().extra["dense"]
+    assert state["trained"] is False and "untrained: flat until" in state["state"]
+    vectors = rng.normal(size=(3000, DIM))
+    for start in range(0, 3000, 500):
+        store.write([unit(f"v{n}.md", [(f"v{n}.md", f"vector {n}", {})], [vectors[n]])
+                     for n in range(start, start + 500)])
+    store.commit_indexes()
+    state = store.stats().extra["dense"]
+    assert state["trained"] is True and state["trained_on"] == 3001
+    assert "lists trained on 3,001 vectors" in state["state"]
+    store.close()
+    reopened = LocalStore(tmp_path, index_kind="ivf")
+    assert reopened.stats().extra["dense"]["trained"] is True
+    probe = vectors[42] / np.linalg.norm(vectors[42])
+    assert reopened.hits(reopened.search_dense(probe[None, :].astype(np.float32), 1, Filter())[0])[0].doc_id == "v42.md"
+    reopened.close()

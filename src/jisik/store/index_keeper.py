@@ -72,8 +72,10 @@ class IndexKeeper:
         self._files_stale = False  # the index files could not be used: save new ones at the next commit
 
     # -- snapshots ----------------------------------------------------------------------------------
-    def at(self, conn: sqlite3.Connection, generation: int, dim: int) -> Indexes:
-        """The indexes of ``generation``, which must be the generation of ``conn``'s read transaction."""
+    def at(self, conn: sqlite3.Connection, generation: int, dim: int, *, merge_later: bool = True) -> Indexes:
+        """The indexes of ``generation``, which must be the generation of ``conn``'s read transaction.
+
+        ``merge_later``: start a background merge if the snapshot needs one (commit merges itself)."""
         published = self._published
         if published is not None and published.generation == generation:
             return published
@@ -89,7 +91,8 @@ class IndexKeeper:
                        else self._open(conn, generation, log_start, dim))
             if published is None or indexes.generation > published.generation:
                 self._previous, self._published = published, indexes
-            self._merge_later(indexes)
+            if merge_later:
+                self._merge_later(indexes)
             return indexes
 
     def invalidate(self) -> None:
@@ -180,8 +183,9 @@ class IndexKeeper:
     def commit(self, dim: int, *, read_only: bool) -> None:
         """Sync with the latest generation, merge if due (here, not in the background: the writer is at the
         end of a batch), and save the files when enough changed since they were last saved."""
+        self.close()  # a background merge under way: let it finish, then merge what is left here
         with self._db.read() as conn:
-            indexes = self.at(conn, current_generation(conn), dim)
+            indexes = self.at(conn, current_generation(conn), dim, merge_later=False)
         merged_now = False
         if _needs_merge(indexes) and not self._merging:
             self._merging = True
