@@ -9,8 +9,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import bm25s  # reference implementations (dev extra)
 import numpy as np
 import pytest
+import rank_bm25
 
 from jisik.errors import EmbedderMismatchError
 from jisik.filters import Filter
@@ -64,7 +66,6 @@ def test_stale_or_corrupt_index_files_are_rebuilt_from_sqlite(tmp_path: Path) ->
 
 def test_bm25_scores_match_rank_bm25() -> None:
     """method='robertson' is the classic Okapi BM25 that rank_bm25.BM25Okapi computes."""
-    rank_bm25 = pytest.importorskip("rank_bm25")
     corpus = [["반품", "기간", "14", "일"], ["배송", "기간", "무료"], ["환불", "카드", "취소", "기간"],
               ["반품", "배송비", "고객", "부담"], ["회원", "탈퇴"], ["교환", "사이즈", "색상"]]
     index = LexicalIndex(k1=1.5, b=0.75, method="robertson").build(np.arange(len(corpus), dtype=np.int64), corpus)
@@ -94,7 +95,6 @@ def test_lucene_bm25_matches_formula() -> None:
 
 def test_streamed_token_id_build_scores_like_the_token_build() -> None:
     """The store builds BM25 from rows read one at a time (less memory); scores equal bm25s's own build."""
-    bm25s = pytest.importorskip("bm25s")
     rng = np.random.default_rng(7)
     words = [f"w{i}" for i in range(200)] + ["반품", "환불", "기간"]
     corpus = [[str(w) for w in rng.choice(words, size=int(rng.integers(0, 30)))] for _ in range(400)]

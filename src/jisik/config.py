@@ -164,7 +164,7 @@ class LoaderConfig(BaseModel):
 
 
 class StoreConfig(_Section):
-    """Where documents, chunks, vectors and terms are kept. ``local``: SQLite + FAISS + bm25s inside the
+    """Where documents, chunks, vectors and terms are kept. ``local``: SQLite + FAISS + incremental BM25 inside the
     knowledge-base folder (``[index]`` and ``[bm25]`` tune it); plugins add others (``jisik.stores``)."""
 
     backend: StoreBackend = Field("local", description="a name in jisik.registry.stores")

@@ -295,7 +295,7 @@ for _name, _description in (
 
 stores: Registry[StoreFactory] = Registry("store backend", group="jisik.stores")
 stores.register("local", "jisik.store:create_local_store",
-                description="SQLite + FAISS + bm25s in the knowledge-base folder")
+                description="SQLite + FAISS + incremental BM25 in the knowledge-base folder")
 
 loaders: Registry[Loader] = Registry("file type", group="jisik.loaders", normalize=suffix_key)
 for _suffixes, _target in (

@@ -1,7 +1,7 @@
 """Stores: where documents, chunks, vectors and terms are kept, behind the :class:`~jisik.store.base.Store` contract.
 
 :func:`create_store` builds the backend ``[store] backend`` names from :data:`jisik.registry.stores`:
-``local`` (SQLite + FAISS + bm25s in the knowledge-base folder, :mod:`jisik.store.local`) is jisik's
+``local`` (SQLite + FAISS + incremental BM25 in the knowledge-base folder, :mod:`jisik.store.local`) is jisik's
 own; plugins add others through the ``jisik.stores`` entry-point group. A store factory is
 ``(KBConfig, folder) -> Store``.
 """

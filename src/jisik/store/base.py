@@ -1,4 +1,4 @@
-"""The Store contract shared by the embedded store (SQLite + FAISS + bm25s) and Milvus.
+"""The Store contract shared by the embedded store (SQLite + FAISS + incremental BM25) and Milvus.
 
 A store keeps documents, chunks, vectors, lexical terms and the ingestion ledger, and answers
 dense and lexical top-k queries under a metadata :class:`~jisik.filters.Filter`.
