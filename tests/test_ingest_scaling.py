@@ -31,7 +31,8 @@ from jisik.kb import KnowledgeBase
 
 SMALL, LARGE = 2_000, 8_000
 # Work per row at LARGE over work per row at SMALL. Linear work gives slightly under 1 (fixed costs are
-# spread over more rows); the quadratic staging scan found by the benchmark gave 2.3 with these settings.
+# spread over more rows). Ledger.stage's DELETE of other versions, once run on every part (it walks every row
+# staged for the file), gave 1.9x the VM steps per row with these settings; now it runs once per file version.
 MAX_RATIO = 1.1
 VM_STEPS_PER_CALL = 100  # the progress handler runs every this many SQLite VM instructions
 SETTINGS = {"embedder": {"backend": "hashing", "dim": 64}, "bm25": {"analyzer": "whitespace"}}
@@ -121,12 +122,6 @@ def assert_linear(small: Work, large: Work) -> None:
         assert per_large <= MAX_RATIO * per_small, (
             f"{name} per row grew from {per_small:,.0f} at {small.chunks:,} rows to {per_large:,.0f} at "
             f"{large.chunks:,} rows ({per_large / per_small:.2f}x): some step of the ingest is super-linear")
-
-
-# The store (jisik.store.ledger, not this suite's to change) still scans on every part; see the reason.
-STAGING_SCAN = ("Ledger.stage runs `DELETE FROM staged_chunks WHERE file_path = ? AND content_hash != ?` on every "
-                "part: it walks every row staged so far (1.9x the VM steps per row here). Remove this marker with "
-                "the fix (delete the other versions once per file version).")
 
 
 def test_a_big_csv_staged_part_by_part_costs_the_same_per_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

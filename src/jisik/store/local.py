@@ -182,8 +182,10 @@ class LocalStore(SQLiteLedger):
                 if not path.startswith(IN_MEMORY_PREFIX):
                     claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
                               taken=functools.partial(self._id_taken, conn, file_path=path))
-                # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole.
-                removed.extend(self._delete_doc_rows(conn, [doc.doc_id for doc in unit.documents]))
+                else:
+                    # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole. (A file's ids
+                    # were just claimed free, so looking them up would find nothing: one SELECT + 3 DELETEs a row.)
+                    removed.extend(self._delete_doc_rows(conn, [doc.doc_id for doc in unit.documents]))
                 chunks_per_doc = Counter(c.doc_id for c in unit.chunks)
                 conn.executemany(
                     "INSERT OR REPLACE INTO documents(doc_id, file_path, source, title, content_hash, mtime, n_chunks, "
