@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +25,11 @@ def machine() -> dict[str, Any]:
     """Python, platform, CPUs, load average (the box is shared) and memory."""
     info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
                             "cpus": os.cpu_count(), "load_average": [round(x, 1) for x in os.getloadavg()]}
+    try:  # the CPU model: machines of one kind differ (AMD EPYC, Intel Xeon with AVX-512)
+        lines = Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        info["cpu_model"] = platform.processor() or "unknown"
     try:
         import psutil
 

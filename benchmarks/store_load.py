@@ -339,7 +339,7 @@ def main() -> None:
         writer_process(Path(args.writer_process[0]), Path(args.writer_process[1]), 10_000)
         return
 
-    print(json.dumps({"machine": machine(), "cpu": _cpu()}, ensure_ascii=False))
+    print(json.dumps({"machine": machine()}, ensure_ascii=False))
     base = args.cache / f"store-load-{args.chunks}"
     build_base(base, args.chunks)
     print(f"base knowledge base: {args.chunks:,} chunks ({(base / 'built').read_text().strip()} to build)", flush=True)
@@ -424,16 +424,6 @@ def two_processes(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     results = [(g, texts) for g, texts in data["results"]]
     return {**percentiles(data["latencies"]), "errors": len(data["errors"]), "first_errors": data["errors"][:3],
             "violations": checks.violations(results)[:5], "checked_results": len(results), "files_written": written}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

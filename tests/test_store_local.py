@@ -131,7 +131,7 @@ def test_ivf_trains_once_there_are_enough_vectors_and_status_says_so(tmp_path: P
     assert "lists trained on 3,001 vectors" in state["state"]
     store.close()
     reopened = LocalStore(tmp_path, index_kind="ivf")
-    assert reopened.stats().extra["dense"]["trained"] is True
     probe = vectors[42] / np.linalg.norm(vectors[42])
     assert reopened.hits(reopened.search_dense(probe[None, :].astype(np.float32), 1, Filter())[0])[0].doc_id == "v42.md"
+    assert reopened.stats().extra["dense"]["trained"] is True
     reopened.close()

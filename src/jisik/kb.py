@@ -212,6 +212,8 @@ class KnowledgeBase:
         return done
 
     def status(self) -> dict[str, Any]:
+        with self.store.reader():  # loads the indexes, so their state (IVF training, delta) is reported too
+            pass
         stats = self.store.stats()
         return {
             "path": str(self.path), "documents": stats.documents, "chunks": stats.chunks, "files": stats.files,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from jisik.store.schema import connect
 
@@ -94,3 +95,21 @@ class Connections:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+# bound parameters per IN (...) list: SQLite builds before 3.32 allow 999
+IN_LIST_SIZE = 900
+
+
+def rows_for_ids(conn: sqlite3.Connection, sql: str, ids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``sql`` (which holds ``{ids}`` where the ``IN`` list goes) for every id, a few hundred at a time.
+
+    >>> conn = sqlite3.connect(":memory:")
+    >>> _ = conn.execute("CREATE TABLE t (id INTEGER)")
+    >>> _ = conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])
+    >>> len(list(rows_for_ids(conn, "SELECT id FROM t WHERE id IN ({ids})", list(range(0, 2000, 2)))))
+    1000
+    """
+    for start in range(0, len(ids), IN_LIST_SIZE):
+        part = list(ids[start : start + IN_LIST_SIZE])
+        yield from conn.execute(sql.format(ids=",".join("?" * len(part))), part)

@@ -19,7 +19,6 @@ and the log is pruned up to the saved generation.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -30,8 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from jisik.store._files import read_header
 from jisik.store.bm25_index import LexicalIndex
-from jisik.store.connections import Connections
+from jisik.store.connections import Connections, rows_for_ids
 from jisik.store.faiss_index import DenseIndex, IdArray, as_ids
 
 logger = logging.getLogger(__name__)
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 # takes ~1 s, too much to pay after every small ingest.
 SAVE_MIN_CHANGES = 10_000
 SAVE_FRACTION = 0.05
-# SQLite's default limit on bound parameters in old builds is 999.
-_IN_CHUNK = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +107,11 @@ class IndexKeeper:
         dense: DenseIndex | None = None
         lexical: LexicalIndex | None = None
         dense_generation = lexical_generation = generation
-        saved = _saved_generation(index_dir / "dense")
+        saved = _saved_generation(index_dir / "dense", "faiss")
         if saved is not None and log_start <= saved <= generation:
             dense = self._new_dense(dim).load(index_dir / "dense", saved)
             dense_generation = saved
-        saved = _saved_generation(index_dir / "bm25")
+        saved = _saved_generation(index_dir / "bm25", "bm25")
         if saved is not None and log_start <= saved <= generation:
             loaded = LexicalIndex(**self._bm25_options)
             if loaded.load(index_dir / "bm25", saved):
@@ -154,8 +152,8 @@ class IndexKeeper:
                                                   name="jisik-index-merge", daemon=True)
             self._merge_thread.start()
 
-    def close(self) -> None:
-        """Wait for a background merge to end: it reads through a connection that closing would pull away."""
+    def wait_for_merge(self) -> None:
+        """Wait for a background merge to end (before closing: it reads through a connection of the store)."""
         thread = self._merge_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -183,7 +181,7 @@ class IndexKeeper:
     def commit(self, dim: int, *, read_only: bool) -> None:
         """Sync with the latest generation, merge if due (here, not in the background: the writer is at the
         end of a batch), and save the files when enough changed since they were last saved."""
-        self.close()  # a background merge under way: let it finish, then merge what is left here
+        self.wait_for_merge()  # a background merge under way: let it finish, then merge what is left here
         with self._db.read() as conn:
             indexes = self.at(conn, current_generation(conn), dim, merge_later=False)
         merged_now = False
@@ -198,8 +196,8 @@ class IndexKeeper:
         if read_only:
             return
         index_dir = self.folder / "index"
-        dense_saved = _saved_generation(index_dir / "dense", kind=self.index_kind)
-        lexical_saved = _saved_generation(index_dir / "bm25")
+        dense_saved = _saved_generation(index_dir / "dense", "faiss", kind=self.index_kind)
+        lexical_saved = _saved_generation(index_dir / "bm25", "bm25")
         with self._db.read() as conn:
             log_start = _log_start(conn)
             if not (merged_now or self._files_stale or dense_saved is None or lexical_saved is None
@@ -269,12 +267,8 @@ def log_changes(conn: sqlite3.Connection, after: int, upto: int) -> tuple[list[i
 
 def _chunk_rows(conn: sqlite3.Connection, ids: Sequence[int]) -> tuple[IdArray, list[list[str]], np.ndarray]:
     """Ids, terms and vectors of these chunks (those still present), in id order."""
-    rows: list[tuple[int, str, bytes]] = []
-    wanted = sorted(ids)
-    for start in range(0, len(wanted), _IN_CHUNK):
-        part = wanted[start : start + _IN_CHUNK]
-        rows.extend(conn.execute(f"SELECT id, terms, vector FROM chunks WHERE id IN ({','.join('?' * len(part))}) "
-                                 "ORDER BY id", part))
+    rows = list(rows_for_ids(conn, "SELECT id, terms, vector FROM chunks WHERE id IN ({ids}) ORDER BY id",
+                             sorted(ids)))
     if not rows:
         return as_ids([]), [], np.zeros((0, 0), dtype=np.float32)
     vectors = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), -1)
@@ -293,12 +287,9 @@ def every_vector(conn: sqlite3.Connection, dim: int) -> tuple[IdArray, np.ndarra
     return id_arr, matrix
 
 
-def _saved_generation(folder: Path, **expected: object) -> int | None:
+def _saved_generation(folder: Path, file_format: str, **expected: object) -> int | None:
     """The generation the saved index in ``folder`` reflects (None: absent, damaged or another kind)."""
-    try:
-        header = json.loads((folder / "header.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    header = read_header(folder, file_format) or {}
     generation = header.get("generation")
     if not isinstance(generation, int) or any(header.get(key) != value for key, value in expected.items()):
         return None

@@ -31,7 +31,7 @@ from jisik.errors import EmbedderMismatchError, StoreError
 from jisik.filters import Filter
 from jisik.records import Hit
 from jisik.store.base import IngestUnit, ScoredIds, StoreStats
-from jisik.store.connections import Connections
+from jisik.store.connections import Connections, rows_for_ids
 from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import IdArray, as_ids
 from jisik.store.index_keeper import Indexes, IndexKeeper, current_generation
@@ -42,7 +42,6 @@ from jisik.store.sql_filter import compile_filter, meta_rows
 DB_FILE = "jisik.sqlite3"
 # Ledger keys of in-memory documents (kb.add_documents): their ids are the caller's, never renamed.
 IN_MEMORY_PREFIX = "doc:"
-_IN_CHUNK = 900  # bound parameters per IN (...) list
 
 
 class LocalStore(SQLiteLedger):
@@ -341,20 +340,15 @@ class LocalStore(SQLiteLedger):
             documents=documents, chunks=chunks, files=self.count_files("ok"), failed_files=self.count_files("error"),
             embedder_model=self.setting("embedder_model"), embedder_dim=self.dim, analyzer=self.setting("analyzer"),
             index_kind=self.index_kind, disk_bytes=disk,
-            extra={"generation": generation, "schema_version": len(MIGRATIONS), **self._index_state()})
-
-    def _index_state(self) -> dict[str, Any]:
-        """The indexes' shape (IVF training, delta, tombstones), loading them if no search has yet."""
-        with self.reader():
-            pass
-        return self._indexes.describe()
+            # the indexes' shape (IVF training, delta, tombstones) once a reader has loaded them
+            extra={"generation": generation, "schema_version": len(MIGRATIONS), **self._indexes.describe()})
 
     def is_empty(self) -> bool:
         with self._db.read() as conn:
             return conn.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is None
 
     def close(self) -> None:
-        self._indexes.close()
+        self._indexes.wait_for_merge()
         self._db.close()
 
 
@@ -394,11 +388,8 @@ class LocalReader:
 
     def vectors(self, chunk_ids: Sequence[int]) -> Vectors:
         ids = list(chunk_ids)
-        found: dict[int, bytes] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            part = ids[start : start + _IN_CHUNK]
-            found.update(self._conn.execute(f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))})",
-                                            part).fetchall())
+        found: dict[int, bytes] = dict(rows_for_ids(self._conn, "SELECT id, vector FROM chunks WHERE id IN ({ids})",
+                                                    ids))
         missing = [i for i in ids if i not in found]
         if missing:
             raise StoreError(f"chunk(s) {missing[:5]} are not in generation {self.generation}")
@@ -410,13 +401,9 @@ class LocalReader:
         if not scored:
             return []
         ids = [i for i, _ in scored]
-        by_id: dict[int, tuple[Any, ...]] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            part = ids[start : start + _IN_CHUNK]
-            by_id.update((r[0], r) for r in self._conn.execute(
-                'SELECT c.id, c.text, c.doc_id, d.source, d.title, c.page, c.section, c.start, c."end", d.metadata '
-                f"FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({','.join('?' * len(part))})",
-                part))
+        by_id = {r[0]: r for r in rows_for_ids(
+            self._conn, 'SELECT c.id, c.text, c.doc_id, d.source, d.title, c.page, c.section, c.start, c."end", '
+                        "d.metadata FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE c.id IN ({ids})", ids)}
         hits = []
         for chunk_id, score in scored:
             r = by_id.get(chunk_id)
