@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from jisik.generate.llms.base import LLM
 
 WaitCallback = Callable[[str], None]  # told once: "waiting for ingest by pid N…"
-_SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed")
+_SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop")
 _RESUME_TURNS = 1000  # a resumed chat loads at most this many earlier turns; memory keeps fewer anyway
 
 
@@ -49,6 +50,8 @@ class KnowledgeBase:
         self._llms: dict[str, LLM] = {}
         self._extractive: Any = None
         self._prompts: Any = None
+        # one server process shares a KnowledgeBase between request threads: models load once, not per race
+        self._parts_lock = threading.RLock()
 
     # -- opening ----------------------------------------------------------------------------------
     @classmethod
@@ -109,19 +112,45 @@ class KnowledgeBase:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = create_embedder(self.config.embedder)
+            with self._parts_lock:
+                if self._embedder is None:
+                    self._embedder = create_embedder(self.config.embedder)
         return self._embedder
 
     @property
     def analyzer(self) -> Analyzer:
         if self._analyzer is None:
-            self._analyzer = get_analyzer(self.config.bm25.analyzer)
+            with self._parts_lock:
+                if self._analyzer is None:
+                    self._analyzer = get_analyzer(self.config.bm25.analyzer)
         return self._analyzer
 
     def _bind(self) -> None:
         if not self._bound:
-            self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim, analyzer=self.analyzer.name)
-            self._bound = True
+            with self._parts_lock:
+                if not self._bound:
+                    self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim,
+                                    analyzer=self.analyzer.name)
+                    self._bound = True
+
+    def warm(self, *, llm: str | LLM | None = None) -> None:
+        """Load what the first question would: the embedder (one query through it), the analyzer, the
+        indexes and the LLM (``llm`` spec, default ``[llm]``), so a server's first request is not slow."""
+        self.embedder.embed_queries(["warm-up"])
+        self.analyzer.analyze_batch(["warm-up"])
+        if not self.store.is_empty():
+            self._bind()
+        with self.store.reader():
+            pass
+        if self._resolve_llm(llm) is None and not self.store.is_empty():
+            # one answer end to end loads what the extractive path loads lazily (the sentence splitter)
+            self._extractive_answerer().answer("warm-up", self.search("warm-up", k=1))
+
+    def passage(self, chunk_id: int) -> Hit | None:
+        """One stored chunk (text, source, page, span) by id, as a score-less :class:`Hit`; None if absent."""
+        with self.store.reader() as reader:
+            found = reader.hits([(chunk_id, 0.0)])
+        return found[0] if found else None
 
     # -- operations -------------------------------------------------------------------------------
     @contextmanager
@@ -243,7 +272,8 @@ class KnowledgeBase:
 
         ``llm`` is a spec such as ``"ollama:qwen2.5:7b"``, ``"openai:http://localhost:8000/v1#model"``,
         ``"llamacpp:/models/m.gguf"`` or ``"extractive"`` (default: ``[llm]`` in jisik.toml), or an
-        :class:`~jisik.generate.llms.base.LLM` object. ``sampling``: temperature, top_p, top_k, max_tokens, seed.
+        :class:`~jisik.generate.llms.base.LLM` object. ``sampling``: temperature, top_p, top_k, max_tokens, seed,
+        stop (a tuple of strings).
 
         >>> answer = kb.ask("반품 기간은 며칠인가요?")        # doctest: +SKIP
         >>> answer.text, answer.citations[0].source            # doctest: +SKIP
@@ -290,8 +320,9 @@ class KnowledgeBase:
         if unknown:
             raise QueryError(f"unknown option(s): {', '.join(sorted(unknown))}",
                              hint=f"valid: llm, k, mode, chain, filters, language, log, {', '.join(_SAMPLING)}")
-        if self._prompts is None:  # templates first: a bad template is reported before any server is called
-            self._prompts = PromptSet(self.config.answer.templates_dir)
+        with self._parts_lock:  # templates first: a bad template is reported before any server is called
+            if self._prompts is None:
+                self._prompts = PromptSet(self.config.answer.templates_dir)
         model = self._resolve_llm(llm)
         settings = self.config.llm
         generation = GenerationOptions(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
@@ -325,16 +356,18 @@ class KnowledgeBase:
         if settings.backend == "extractive":
             return None
         key = settings.model_dump_json()
-        if key not in self._llms:
-            self._llms[key] = create_llm(settings)
-        return self._llms[key]
+        with self._parts_lock:
+            if key not in self._llms:
+                self._llms[key] = create_llm(settings)
+            return self._llms[key]
 
     def _extractive_answerer(self) -> Any:
-        if self._extractive is None:
-            from jisik.generate.extractive import ExtractiveAnswerer
+        with self._parts_lock:
+            if self._extractive is None:
+                from jisik.generate.extractive import ExtractiveAnswerer
 
-            self._extractive = ExtractiveAnswerer(self.embedder, self.analyzer)
-        return self._extractive
+                self._extractive = ExtractiveAnswerer(self.embedder, self.analyzer)
+            return self._extractive
 
     def _log_turn(self, record: TurnRecord) -> int:
         answer = record.answer

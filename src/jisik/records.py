@@ -120,12 +120,14 @@ class Citation:
     quote: str
     score: float
     cited: bool = True
+    title: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)  # per-retriever scores of the chunk (dense, bm25, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "number": self.number, "chunk_id": self.chunk_id, "doc_id": self.doc_id, "source": self.source,
-            "page": self.page, "section": self.section, "span": list(self.span), "quote": self.quote,
-            "score": self.score, "cited": self.cited,
+            "title": self.title, "page": self.page, "section": self.section, "span": list(self.span),
+            "quote": self.quote, "score": self.score, "scores": self.scores, "cited": self.cited,
         }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from jisik.config import AnswerConfig
 from jisik.errors import EmptyKnowledgeBaseError, QueryError
 from jisik.generate.budget import FittedPrompt, fit_prompt
-from jisik.generate.citations import build_citations, resolve_citations
+from jisik.generate.citations import StreamedMarkers, build_citations, resolve_citations
 from jisik.generate.language import NOT_FOUND, Language, detect_language, is_not_found
 from jisik.generate.llms.base import LLM, GenerationOptions, Message
 from jisik.generate.memory import Memory, Turn
@@ -158,13 +158,18 @@ class Answerer:
             pieces = self._extractive(standalone, used, lang, spans)
         else:
             used, pieces = self._generate(standalone, hits, lang, memory, chain, usage, clock)
+        # what the caller sees streamed: markers checked against the sources as they complete
+        markers = StreamedMarkers(len(used))
         for piece in pieces:
             if not piece:
                 continue
             if clock.first_token is None:
                 clock.first_token = time.perf_counter()
             parts.append(piece)
-            yield piece
+            if shown := markers.feed(piece):
+                yield shown
+        if held := markers.flush():
+            yield held
         raw = "".join(parts).strip()
         answer = self._finish(raw, question, standalone, lang, used, spans, usage, clock)
         if self.llm is not None and usage.completion_tokens == 0 and raw:

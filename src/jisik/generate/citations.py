@@ -71,6 +71,56 @@ def resolve_citations(text: str, n_sources: int) -> ResolvedCitations:
     return ResolvedCitations(cleaned.strip(), cited, invalid)
 
 
+class StreamedMarkers:
+    """Checks ``[n]`` markers in an answer while it streams, so no streamed marker points at no source.
+
+    Text from an unclosed ``[`` is held back until its ``]`` arrives (or it grows past
+    ``_HOLD`` characters: then it is not a marker); a complete marker is rewritten as
+    :func:`resolve_citations` would (invalid numbers dropped).
+
+    >>> markers = StreamedMarkers(2)
+    >>> [markers.feed(p) for p in ["14일입니다 [", "1][", "7]. 끝 [참고"]] + [markers.flush()]
+    ['14일입니다 ', '[1]', '. 끝 ', '[참고']
+    """
+
+    _HOLD = 40
+
+    def __init__(self, n_sources: int) -> None:
+        self.n_sources = n_sources
+        self._held = ""
+
+    def feed(self, piece: str) -> str:
+        text, self._held = self._held + piece, ""
+        out: list[str] = []
+        while text:
+            start = text.find("[")
+            if start < 0:
+                out.append(text)
+                break
+            out.append(text[:start])
+            rest = text[start:]
+            end = rest.find("]")
+            if end < 0:
+                if len(rest) <= self._HOLD:
+                    self._held = rest
+                    break
+                out.append("[")
+                text = rest[1:]
+                continue
+            candidate = rest[: end + 1]
+            if _MARKER.fullmatch(candidate):
+                out.append(resolve_citations(candidate, self.n_sources).text)
+                text = rest[end + 1 :]
+            else:
+                out.append("[")
+                text = rest[1:]
+        return "".join(out)
+
+    def flush(self) -> str:
+        held, self._held = self._held, ""
+        return held
+
+
 def citation_for(number: int, hit: Hit, *, span: tuple[int, int] | None = None, cited: bool = True) -> Citation:
     """A :class:`Citation` of a whole chunk, or of ``span`` (document offsets) inside it.
 
@@ -82,7 +132,8 @@ def citation_for(number: int, hit: Hit, *, span: tuple[int, int] | None = None, 
     start, end = span if span is not None else (hit.start, hit.end)
     quote = hit.text[start - hit.start : end - hit.start] if span is not None else hit.text
     return Citation(number=number, chunk_id=hit.chunk_id, doc_id=hit.doc_id, source=hit.source, page=hit.page,
-                    section=hit.section, span=(start, end), quote=quote, score=hit.score, cited=cited)
+                    section=hit.section, span=(start, end), quote=quote, score=hit.score, cited=cited,
+                    title=hit.title, scores=dict(hit.scores))
 
 
 def build_citations(hits: Sequence[Hit], cited: Sequence[int],
