@@ -18,8 +18,7 @@ has_cjk_font() {
   if command -v fc-list >/dev/null 2>&1; then
     [ -n "$(fc-list :lang=ko family 2>/dev/null | head -n 1)" ]
   else
-    compgen -G "/usr/share/fonts/opentype/noto/NotoSansCJK*" >/dev/null 2>&1 ||
-      compgen -G "/usr/share/fonts/**/*CJK*" >/dev/null 2>&1
+    [ -n "$(find /usr/share/fonts /usr/local/share/fonts -iname '*cjk*' -print -quit 2>/dev/null)" ]
   fi
 }
 if has_cjk_font; then

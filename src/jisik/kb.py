@@ -148,8 +148,13 @@ class KnowledgeBase:
 
     def passage(self, chunk_id: int) -> Hit | None:
         """One stored chunk (text, source, page, span) by id, as a score-less :class:`Hit`; None if absent."""
+        from jisik.errors import StoreError
+
         with self.store.reader() as reader:
-            found = reader.hits([(chunk_id, 0.0)])
+            try:
+                found = reader.hits([(chunk_id, 0.0)])
+            except StoreError:  # hits() treats an id it cannot find as index damage; here it is just absent
+                return None
         return found[0] if found else None
 
     # -- operations -------------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
     say = report or log.info
     state = ServerState(settings.state_db)
     library = Library(settings.kbs, root=settings.root, llm=settings.llm)
+    library.open_all(say, warm=False)  # a missing or damaged knowledge base stops the start here, in one line
     context = ServerContext(settings=settings, state=state, library=library,
                             jobs=JobRunner(state, library, ttl=settings.job_ttl), streams=StreamCounter(),
                             require_keys=not is_loopback(settings.host))
@@ -123,7 +124,6 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
-        library.open_all(say, warm=False)  # a missing or damaged knowledge base stops the start here
         context.jobs.mark_orphans()
 
         def warm() -> None:
@@ -171,7 +171,7 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
         def index() -> FileResponse:
             return FileResponse(str(static / "index.html"), headers={"Cache-Control": "no-cache"})
 
-    app.add_middleware(_RequestLog, max_body=int(settings.max_body_mb * 1e6))
+    app.add_middleware(_RequestLog, max_body=int(settings.max_body_mb * 1e6), worker_header=settings.workers > 1)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Jisik-Session"])
@@ -203,9 +203,11 @@ class _RequestLog:
     milliseconds, the key's id and the knowledge base — no key, question or document text.
     """
 
-    def __init__(self, app: Any, *, max_body: int) -> None:
+    def __init__(self, app: Any, *, max_body: int, worker_header: bool = False) -> None:
         self.app = app
         self.max_body = max_body
+        # with --workers N, which process answered (X-Jisik-Worker: pid) helps to read the logs of each
+        self.worker = [(b"x-jisik-worker", str(os.getpid()).encode())] if worker_header else []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -242,6 +244,8 @@ class _RequestLog:
         async def logged_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                if self.worker:
+                    message = {**message, "headers": [*message.get("headers", []), *self.worker]}
             await send(message)
 
         try:
@@ -256,7 +260,7 @@ class _RequestLog:
         state = scope.get("state") or {}
         path = scope.get("path", "")
         parts = path.split("/")
-        kb = parts[3] if len(parts) > 3 and parts[1] == "api" and parts[2] == "kbs" else None
+        kb = parts[3] if len(parts) > 3 and parts[1] == "api" and parts[2] == "kbs" else state.get("kb")
         access_log.info(json.dumps({"method": scope.get("method"), "path": path, "status": status,
                                     "ms": round((time.perf_counter() - start) * 1000, 1),
                                     "key": state.get("key_id"), "kb": kb}, ensure_ascii=False))

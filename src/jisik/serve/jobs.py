@@ -20,6 +20,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from jisik.errors import JisikError
 from jisik.serve.library import Library
@@ -49,6 +50,23 @@ def safe_filename(name: str) -> str:
     if base in ("", ".", "..") or base.startswith("."):
         raise JisikError(f"'{name}' is not a usable file name", hint="upload files with a name such as 규정.pdf")
     return base[:255]
+
+
+def without_folder(value: Any, folder: Path) -> Any:
+    """``value`` (a report: dicts, lists, strings) with the knowledge base's folder cut from the paths in it:
+    callers see ``uploads/규정.pdf``, not where the server keeps its files.
+
+    >>> without_folder({"added": ["/srv/kb/uploads/a.md"], "n": 1}, Path("/srv/kb"))
+    {'added': ['uploads/a.md'], 'n': 1}
+    """
+    prefix = str(folder.resolve()) + os.sep
+    if isinstance(value, str):
+        return value.replace(prefix, "")
+    if isinstance(value, list):
+        return [without_folder(item, folder) for item in value]
+    if isinstance(value, dict):
+        return {key: without_folder(item, folder) for key, item in value.items()}
+    return value
 
 
 @dataclass
@@ -161,9 +179,9 @@ class JobRunner:
                          "committed stays: upload the same files again to finish the rest")
             return
         except JisikError as exc:
-            self._finish(item.job_id, "failed", error=str(exc))
+            self._finish(item.job_id, "failed", error=without_folder(str(exc), served.path))
             return
-        summary = report.to_dict()
+        summary = without_folder(report.to_dict(), served.path)
         status = "failed" if report.failed and not report.ingested and not report.unchanged else "done"
         error = None if status == "done" else "no file could be ingested; see report.failed"
         self._finish(item.job_id, status, report=summary, error=error)

@@ -41,7 +41,9 @@ def served_model(request: Request, principal: Principal, model: str) -> Served:
     try:
         if name is None:
             raise ApiError(404, "", code="")
-        return require(_context(request), principal, name, "read")
+        served = require(_context(request), principal, name, "read")
+        request.state.kb = served.name  # for the request log line
+        return served
     except ApiError as exc:
         if exc.status != 404:
             raise
@@ -105,8 +107,10 @@ def start_answer(served: Served, question: str, history: list[Turn], *, session:
                  mode: str | None, filters: list[str] | None, language: str | None, chain: str | None,
                  sampling: dict[str, Any], llm: str | None) -> AnswerStream:
     """An answer stream for a question with its history (validated here: bad input raises before streaming)."""
+    from jisik.filters import build_filter
     from jisik.generate.chat import ChatSession
 
+    build_filter(filters or None)  # a bad filter is a 400 now, not an error event inside a 200 stream
     kb = served.kb
     if not history:
         return kb.ask_stream(question, llm=llm, k=k, mode=mode, filters=filters or None, chain=chain,
@@ -155,7 +159,8 @@ async def chat_completions(body: schemas.ChatCompletionRequest, request: Request
     return schemas.ChatCompletion(
         id=completion_id, created=created, model=served.model,
         choices=[schemas.Choice(message=schemas.AssistantMessage(
-            content=answer.text, citations=[schemas.Citation(**c) for c in citations_of(answer)]))],
+            content=answer.text, citations=[schemas.Citation(**c) for c in citations_of(answer)],
+            standalone_question=answer.standalone_question))],
         usage=schemas.Usage(**usage_of(answer, served)))
 
 

@@ -105,6 +105,7 @@ class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str
     citations: list[Citation] = Field(default_factory=list, description="jisik extension: the [n] sources")
+    standalone_question: str | None = Field(None, description="jisik extension: a follow-up rewritten for search")
 
 
 class Choice(BaseModel):

@@ -78,7 +78,8 @@ def running_server(kbs: Mapping[str, Path], *, state_db: Path, args: Sequence[st
     log_file = log_path.open("wb")
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                env={**os.environ, **(env or {})})
-    shown = "[::1]" if host == "::1" else host
+    # a server on every interface is reached through loopback
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "::1": "[::1]"}.get(host, host)
     base_url = f"http://{shown}:{port}"
     try:
         ready = wait_ready(base_url, process, log_path, timeout)

@@ -85,6 +85,11 @@ def serve(
                                                                               highlight=False, soft_wrap=True))
             uvicorn.run(app, **common)  # type: ignore[arg-type]
             return
+        from jisik.serve.library import Library
+
+        preflight = Library(settings.kbs, root=settings.root)  # errors here, in one line, not once per worker
+        preflight.open_all(warm=False)
+        preflight.close()
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
         uvicorn.run("jisik.serve.app:app_from_environment", factory=True, workers=workers,
                     **common)  # type: ignore[arg-type]

@@ -1,12 +1,11 @@
 // jisik's chat UI: conversations (kept in localStorage), the knowledge-base picker, streamed answers with
-// clickable citations, the passage panel, uploads and settings. api.js talks to the server, render.js builds
-// DOM from server text, i18n.js holds the words.
+// clickable citations, the passage panel and settings. api.js talks to the server, render.js builds DOM from
+// server text, upload.js runs the upload dialog, i18n.js holds the words.
 
-import {
-  ApiError, apiKey, followJob, getPassage, listKbs, setApiKey, streamChat, uploadFiles,
-} from "./api.js";
+import { ApiError, apiKey, getPassage, listKbs, setApiKey, streamChat } from "./api.js";
 import { applyLanguage, initialLanguage, language, t } from "./i18n.js";
-import { fileName, renderAnswer, renderPassage, renderSources } from "./render.js";
+import { fileName, fillError, renderAnswer, renderPassage, renderSources } from "./render.js";
+import { setupUpload } from "./upload.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -21,9 +20,7 @@ const el = {
   settingsDialog: $("settings-dialog"), settingsForm: $("settings-form"), settingsError: $("settings-error"),
   settingMode: $("setting-mode"), settingK: $("setting-k"), settingFilters: $("setting-filters"),
   settingKey: $("setting-key"),
-  uploadDialog: $("upload-dialog"), uploadTarget: $("upload-target"), dropZone: $("drop-zone"),
-  uploadFiles: $("upload-files"), uploadProgress: $("upload-progress"), uploadMessage: $("upload-message"),
-  uploadError: $("upload-error"), uploadReport: $("upload-report"), uploadStart: $("upload-start"),
+  uploadDialog: $("upload-dialog"),
 };
 
 // ---------------------------------------------------------------- storage
@@ -47,7 +44,6 @@ const state = {
   settings: { mode: "hybrid", k: null, filters: [], ...readJSON(STORE.settings, {}) },
   streaming: null, // {controller, conversation} while an answer streams
   passages: new Map(), // "kb\u0000chunk_id" -> passage, so a second click does not fetch again
-  uploading: false,
   openPassage: null, // {passage, citation} shown in the panel, redrawn when the language changes
 };
 
@@ -76,20 +72,6 @@ function currentConversation() {
 }
 
 // ---------------------------------------------------------------- errors and notices
-
-function fillError(box, err) {
-  const message = document.createElement("p");
-  message.className = "error-message";
-  message.textContent = err?.message || t("networkError");
-  box.replaceChildren(message);
-  if (err?.hint) {
-    const hint = document.createElement("p");
-    hint.className = "error-hint";
-    hint.textContent = `${t("hint")}: ${err.hint}`;
-    box.append(hint);
-  }
-  box.hidden = false;
-}
 
 function showNotice(err) {
   fillError(el.notice, err);
@@ -570,143 +552,13 @@ el.settingsDialog.addEventListener("close", () => {
 
 // ---------------------------------------------------------------- upload
 
-const count = (value) => (Array.isArray(value) ? value.length : Number(value) || 0);
-
-function resetUpload() {
-  el.uploadProgress.hidden = true;
-  el.uploadProgress.value = 0;
-  el.uploadMessage.textContent = "";
-  el.uploadError.hidden = true;
-  el.uploadReport.hidden = true;
-  el.uploadReport.replaceChildren();
-}
-
-function openUpload() {
-  const kb = selectedKb();
-  if (!kb) return;
-  if (!state.uploading) resetUpload();
-  el.uploadTarget.textContent = t("uploadTo", { kb });
-  el.uploadDialog.showModal();
-}
-
-function setProgress(fraction) {
-  el.uploadProgress.hidden = false;
-  if (fraction === null || fraction === undefined || Number.isNaN(fraction)) el.uploadProgress.removeAttribute("value");
-  else el.uploadProgress.value = Math.max(0, Math.min(1, fraction));
-}
-
-function showJob(job) {
-  el.uploadDialog.dataset.jobStatus = job.status;
-  if (job.status === "queued") {
-    el.uploadMessage.textContent = t("uploaded");
-    setProgress(null);
-  } else if (job.status === "running") {
-    const total = Number(job.total) || 0;
-    const stage = job.stage || "";
-    el.uploadMessage.textContent = total
-      ? t("processing", { stage, done: job.done ?? 0, total }) : t("processingNoTotal", { stage });
-    setProgress(total ? (Number(job.done) || 0) / total : null);
-  } else if (job.status === "done") {
-    el.uploadMessage.textContent = t("jobDone");
-    setProgress(1);
-  } else if (job.status === "failed" || job.status === "cancelled") {
-    el.uploadMessage.textContent = t(job.status === "failed" ? "jobFailed" : "jobCancelled");
-    el.uploadProgress.hidden = true;
-    if (job.error) {
-      const error = typeof job.error === "string" ? { message: job.error } : job.error;
-      fillError(el.uploadError, error);
-    }
-  }
-  if (job.report) renderReport(job.report);
-}
-
-function reportList(titleKey, entries, cls) {
-  const section = document.createElement("div");
-  section.className = `report-group ${cls}`;
-  const heading = document.createElement("h3");
-  heading.textContent = `${t(titleKey)} (${entries.length})`;
-  const list = document.createElement("ul");
-  for (const entry of entries) {
-    const li = document.createElement("li");
-    if (typeof entry === "object" && entry) {
-      const name = document.createElement("span");
-      name.className = "report-file";
-      name.textContent = fileName(entry.path ?? entry.file ?? "");
-      name.title = String(entry.path ?? "");
-      const reason = document.createElement("span");
-      reason.className = "report-reason";
-      reason.textContent = String(entry.reason ?? entry.error ?? "");
-      li.append(name, reason);
-    } else {
-      li.textContent = fileName(String(entry));
-      li.title = String(entry);
-    }
-    list.append(li);
-  }
-  section.append(heading, list);
-  return section;
-}
-
-function renderReport(report) {
-  const summary = document.createElement("p");
-  summary.className = "report-summary";
-  summary.textContent = t("reportSummary", { added: count(report.added), updated: count(report.updated),
-    unchanged: count(report.unchanged), failed: count(report.failed) });
-  const parts = [summary];
-  for (const [key, cls] of [["added", "ok"], ["updated", "ok"], ["empty", "warn"], ["failed", "bad"],
-    ["warnings", "warn"]]) {
-    if (Array.isArray(report[key]) && report[key].length) parts.push(reportList(key, report[key], cls));
-  }
-  el.uploadReport.replaceChildren(...parts);
-  el.uploadReport.hidden = false;
-}
-
-async function startUpload() {
-  const kb = selectedKb();
-  const files = [...(el.uploadFiles.files || [])];
-  if (state.uploading || !kb) return;
-  resetUpload();
-  if (!files.length) {
-    el.uploadMessage.textContent = t("noFiles");
-    return;
-  }
-  state.uploading = true;
-  el.uploadStart.disabled = true;
-  delete el.uploadDialog.dataset.jobStatus;
-  try {
-    setProgress(0);
-    el.uploadMessage.textContent = t("uploading", { percent: 0 });
-    const job = await uploadFiles(kb, files, {
-      onProgress(fraction) {
-        setProgress(fraction);
-        if (fraction !== null) el.uploadMessage.textContent = t("uploading", { percent: Math.round(fraction * 100) });
-      },
-    });
-    await followJob(kb, job, showJob);
-    el.uploadFiles.value = "";
+const upload = setupUpload({
+  selectedKb,
+  handleError,
+  async afterUpload() {
     state.passages.clear(); // re-uploaded documents get new chunks
     await loadKbs();
-  } catch (err) {
-    el.uploadProgress.hidden = true;
-    el.uploadMessage.textContent = "";
-    handleError(err, el.uploadError);
-  } finally {
-    state.uploading = false;
-    el.uploadStart.disabled = false;
-  }
-}
-
-el.uploadOpen.addEventListener("click", openUpload);
-el.uploadStart.addEventListener("click", startUpload);
-el.dropZone.addEventListener("dragover", (event) => {
-  event.preventDefault();
-  el.dropZone.classList.add("dragging");
-});
-el.dropZone.addEventListener("dragleave", () => el.dropZone.classList.remove("dragging"));
-el.dropZone.addEventListener("drop", (event) => {
-  event.preventDefault();
-  el.dropZone.classList.remove("dragging");
-  if (event.dataTransfer?.files?.length) el.uploadFiles.files = event.dataTransfer.files;
+  },
 });
 
 // ---------------------------------------------------------------- layout, language, start
@@ -733,7 +585,7 @@ el.langToggle.addEventListener("click", () => {
   renderAll();
   if (state.openPassage) drawPassage();
   if (!state.kbs.length) loadKbs();
-  if (el.uploadDialog.open) el.uploadTarget.textContent = t("uploadTo", { kb: selectedKb() });
+  upload.relabel();
 });
 
 applyLanguage(initialLanguage());

@@ -83,7 +83,7 @@ const STRINGS = {
     appTitle: "jisik — document Q&A",
     knowledgeBase: "Knowledge base",
     noKbs: "No knowledge base is available",
-    kbInfo: "{documents} documents · {chunks} chunks",
+    kbInfo: "documents: {documents} · chunks: {chunks}",
     conversations: "Conversations",
     toggleSidebar: "Show or hide conversations",
     newConversation: "New conversation",

@@ -7,6 +7,21 @@ import { t } from "./i18n.js";
 // so "[2024]" in an answer stays text.
 const MARKER = /\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
 
+/** Show an error in `box`: the server's message, and its hint when it gave one. */
+export function fillError(box, err) {
+  const message = document.createElement("p");
+  message.className = "error-message";
+  message.textContent = err?.message || t("networkError");
+  box.replaceChildren(message);
+  if (err?.hint) {
+    const hint = document.createElement("p");
+    hint.className = "error-hint";
+    hint.textContent = `${t("hint")}: ${err.hint}`;
+    box.append(hint);
+  }
+  box.hidden = false;
+}
+
 /** "uploads/반품 정책.md" -> "반품 정책.md" */
 export function fileName(source) {
   return String(source || "").split(/[\\/]/).filter(Boolean).pop() || String(source || "");

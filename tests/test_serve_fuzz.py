@@ -1,0 +1,311 @@
+"""Fuzzing a real `jisik serve` with schemathesis against its own OpenAPI schema, and hand-written bad requests.
+
+One server for the module, on loopback, over a hashing-embedder knowledge base of examples/sample_docs (fast:
+the figures here are about the HTTP layer, not the model). It runs with an admin key for every knowledge base,
+created before it starts: in open mode (no keys) the first `POST /api/keys` the fuzzer sends would create a key
+and every later request would be a 401, which would test nothing. With `--root` the fuzzer can create
+knowledge bases too.
+
+Every operation of `/openapi.json` is fuzzed (positive and negative data, bounded examples). Each answer must be
+below 500, every 4xx body must be OpenAI's error shape, and schemathesis's checks (status codes, content types,
+response schemas, …) must pass. A dictionary steers most path `kb` values and body `model` values to the real
+knowledge base, so the fuzzer reaches search, ask, chat completions, embeddings and uploads instead of 404s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import positive_data_acceptance, response_schema_conformance
+
+from jisik.serve.state import ServerState
+from jisik.testing.server import ServerProcess, running_server
+from tests.helpers import FAKE_EMBEDDER
+
+try:
+    import httpx
+except ImportError:  # this venv ships httpx2, pydantic's continuation of httpx (the same API)
+    import httpx2 as httpx  # type: ignore[no-redef]
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DOCS = ROOT / "examples" / "sample_docs"
+KB = "docs"
+MODEL = f"jisik/{KB}"
+ENV = {**FAKE_EMBEDDER, "JISIK_RAISE_UNEXPECTED": "1"}
+QUESTION = "반품 기간은 며칠인가요?"
+EXAMPLES = 15  # per operation and generation mode
+
+
+@dataclass
+class Served:
+    server: ServerProcess
+    key: str  # an admin key for every knowledge base
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    base = tmp_path_factory.mktemp("serve-fuzz")
+    kb, root = base / KB, base / "root"
+    root.mkdir()
+    env = {**os.environ, **ENV}
+    for command in (["init", str(kb)], ["ingest", str(SAMPLE_DOCS), "--kb", str(kb)]):
+        done = subprocess.run([sys.executable, "-m", "jisik", *command], capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert done.returncode == 0, f"jisik {command[0]} failed:\n{done.stdout}\n{done.stderr}"
+    state_db = base / "server.db"
+    state = ServerState(state_db)
+    key, _ = state.create_key(kb="*", role="admin", name="fuzzer")
+    state.close()
+    with running_server({KB: kb}, state_db=state_db, env=ENV, args=["--root", str(root)]) as process:
+        yield Served(process, key)
+
+
+@pytest.fixture(scope="module")
+def client(served: Served) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=served.server.base_url, headers=served.auth, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: Served) -> Any:
+    config = schemathesis.Config.from_dict({
+        "headers": served.auth,
+        "dictionaries": {"kbs": {"values": [KB]}, "models": {"values": [MODEL]}},
+        # most cases reach the real knowledge base; the rest keep fuzzing the names (404s)
+        "parameters": {"path.kb": {"dictionary": "kbs", "probability": 0.8},
+                       "body.model": {"dictionary": "models", "probability": 0.8}},
+    })
+    return schemathesis.openapi.from_url(served.server.url("/openapi.json"), config=config)
+
+
+def assert_error_shape(response: Any) -> None:
+    """A 4xx body is ``{"error": {"message": str, "type": str, "code": ...}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        raise AssertionError(f"{response.status_code} is not JSON: {response.text[:300]!r}") from None
+    error = body.get("error") if isinstance(body, dict) else None
+    assert isinstance(error, dict), f"{response.status_code} without an 'error' object: {body!r:.300}"
+    assert isinstance(error.get("message"), str) and error["message"], body
+    assert isinstance(error.get("type"), str) and error["type"], body
+    assert "code" in error, body
+
+
+def is_event_stream(response: Any) -> bool:
+    return str(response.headers.get("content-type", "")).startswith("text/event-stream")
+
+
+# Schema-valid requests the server may still refuse with 400, each for a documented rule JSON Schema cannot state:
+# (operations, error code, message pattern, why). Any other 400 for a schema-valid request means the schema
+# promises more than the server accepts: a finding to fix in the schema (or the server), never to list here.
+DOCUMENTED_400 = [
+    (r"POST /v1/chat/completions", "invalid_messages", r"",
+     "the last user or assistant message must be the user's: a rule on the order of list items"),
+    (r"POST /v1/chat/completions", "query_error", r"^the question is empty",
+     "the question is the last user message's text: content may be null, [] or parts without text"),
+    (r"POST /v1/chat/completions|POST /api/kbs/\{kb\}/ask", "query_error", r"characters long; the limit is",
+     "the question's length limit is each knowledge base's [answer] max_question_chars"),
+    (r".", "query_error", r"^(cannot read filter|unknown filter operator|filter value)",
+     "filters are `jisik search --filter` expressions: a grammar, not a JSON Schema type"),
+    (r".", "query_error", r"cannot both be 0", "dense_weight and bm25_weight: a rule on two fields"),
+]
+INTEGRAL_FLOAT = re.compile(r"^Input should be a valid integer at '[^']+' \(got (-?[0-9.]+(?:e[+-]?[0-9]+)?)\)")
+
+
+def documented_rejection(case: Any, response: Any) -> str | None:
+    """Why a schema-valid request may get this 400, or None when nothing documented explains it."""
+    error = response.json()["error"]
+    for operations, code, message, why in DOCUMENTED_400:
+        if re.fullmatch(operations, case.operation.label) and error["code"] == code \
+                and re.search(message, error["message"]):
+            return why
+    got = INTEGRAL_FLOAT.match(error["message"])
+    if got and error["code"] == "invalid_request" and float(got.group(1)).is_integer():
+        # JSON Schema counts 57.0 as an integer; the server's types are strict by design (docs/server.md: wrong
+        # types are 400, as OpenAI answers a decimal where an integer belongs)
+        return "an integer written as a decimal"
+    return None
+
+
+def check_case(case: Any) -> None:
+    """Send one generated request; the answer must be below 500, in the error shape if 4xx, and pass every
+    schemathesis check (status code, content type, headers, response schema, negative data rejected, …)."""
+    response = case.call(timeout=60)
+    status = response.status_code
+    assert status < 500, f"{case.method} {case.formatted_path}: {status} {response.text[:500]}"
+    if 400 <= status < 500:
+        assert_error_shape(response)
+    # positive_data_acceptance refuses every 400 to a schema-valid request; the server has rules JSON Schema
+    # cannot state (DOCUMENTED_400), so that check runs here, with them
+    excluded = [positive_data_acceptance]
+    if is_event_stream(response):
+        # A server-sent event stream is a sequence of `data: {json}` lines, not one JSON document: the schema
+        # names the type of each event (ChatCompletionChunk, JobBody), which schemathesis cannot apply to the
+        # stream. test_streamed_chunks_match_the_schema below checks the events one by one instead.
+        excluded.append(response_schema_conformance)
+    case.validate_response(response, excluded_checks=excluded)
+    if case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE and status >= 400:
+        code = response.json()["error"]["code"]
+        limit = status == 413 and code in ("body_too_large", "upload_too_large")  # --max-body-mb, --max-upload-mb
+        assert status in (401, 403, 404, 409) or limit or (status == 400 and documented_rejection(case, response)), (
+            f"schema-valid request rejected: {case.method} {case.formatted_path} → {status} {response.text[:400]}\n"
+            f"{case.as_curl_command()}")
+
+
+def test_openapi_fuzz(api_schema: Any, subtests: pytest.Subtests) -> None:
+    """Every operation, positive and negative data, EXAMPLES cases each.
+
+    schemathesis's pytest integration for a schema loaded at run time (``schemathesis.pytest.from_fixture``)
+    reaches into pytest internals that pytest 9 removed (``Function._nodeid``), so the operations are driven
+    through schemathesis's Python API instead: ``operation.as_strategy(mode)`` with Hypothesis, one subtest
+    per operation and mode.
+    """
+    operations = []
+    for result in api_schema.get_all_operations():
+        assert isinstance(result, Ok), f"the schema has an operation schemathesis cannot read: {result.err()}"
+        operations.append(result.ok())
+    assert len(operations) >= 20, [op.label for op in operations]
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            with subtests.test(msg=f"{operation.label} ({mode.value})"):
+                run = given(case=operation.as_strategy(mode))(check_case)
+                try:
+                    settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=list(HealthCheck))(run)()
+                except Unsatisfiable:
+                    # nothing to make invalid: no body, no query, only free-form string path parameters
+                    if mode is GenerationMode.NEGATIVE and not any((*operation.body, *operation.query,
+                                                                     *operation.headers)):
+                        pytest.skip(f"{operation.label}: no invalid request exists")
+                    raise
+
+
+# -- hand-written robustness cases ---------------------------------------------------------------------------
+def chat(question: str = QUESTION, **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": question}], **extra}
+
+
+def test_malformed_json_is_400(client: httpx.Client) -> None:
+    for path in ("/v1/chat/completions", f"/api/kbs/{KB}/search", f"/api/kbs/{KB}/ask", "/v1/embeddings"):
+        response = client.post(path, content=b'{"model": "jisik/docs", "messages": [', headers={
+            "Content-Type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        assert_error_shape(response)
+        assert "JSON" in response.json()["error"]["message"], response.text
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    (chat(temperature="hot"), "temperature"),
+    ({"model": MODEL, "messages": "hi"}, "messages"),
+    (chat(max_tokens="10"), "max_tokens"),  # strict: a numeric string is not a number, as OpenAI answers
+    (chat(stream="yes"), "stream"),
+    ({"model": 7, "messages": [{"role": "user", "content": "x"}]}, "model"),
+])
+def test_wrong_types_are_400(client: httpx.Client, body: dict[str, Any], param: str) -> None:
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400, response.text
+    assert_error_shape(response)
+    assert response.json()["error"]["param"] == param, response.text
+
+
+def test_search_wrong_type_is_400(client: httpx.Client) -> None:
+    response = client.post(f"/api/kbs/{KB}/search", json={"query": QUESTION, "k": "five"})
+    assert response.status_code == 400, response.text
+    assert_error_shape(response)
+
+
+def test_unknown_fields_are_ignored(client: httpx.Client) -> None:
+    response = client.post("/v1/chat/completions", json=chat(frequency_penalty=0.5, logprobs=True,
+                                                             presence_penalty=0.1, response_format={"type": "text"}))
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"
+
+
+@pytest.mark.parametrize("where", ["chat", "ask"])
+def test_a_100000_character_question_is_400(client: httpx.Client, where: str) -> None:
+    question = ("반품 기간은 며칠인가요? " * 10_000)[:100_000]
+    if where == "chat":
+        response = client.post("/v1/chat/completions", json=chat(question))
+    else:
+        response = client.post(f"/api/kbs/{KB}/ask", json={"question": question})
+    assert response.status_code == 400, response.text
+    assert_error_shape(response)
+    message = response.json()["error"]["message"]
+    assert "100,000" in message and "limit" in message, message
+
+
+def test_unknown_model_is_404_model_not_found(client: httpx.Client) -> None:
+    for response in (client.post("/v1/chat/completions", json={**chat(), "model": "jisik/nope"}),
+                     client.post("/v1/embeddings", json={"model": "gpt-4o", "input": "x"}),
+                     client.get("/v1/models/jisik/nope")):
+        assert response.status_code == 404, response.text
+        assert_error_shape(response)
+        assert response.json()["error"]["code"] == "model_not_found", response.text
+
+
+def test_a_json_body_over_2_mb_is_413(client: httpx.Client) -> None:
+    body = json.dumps(chat("x" * 2_100_000)).encode()
+    response = client.post("/v1/chat/completions", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert_error_shape(response)
+
+
+def test_a_json_body_over_2_mb_without_content_length_is_413(client: httpx.Client) -> None:
+    """Chunked transfer: no Content-Length to refuse early; the limit is counted as the body arrives."""
+
+    def pieces() -> Iterator[bytes]:
+        yield b'{"model": "jisik/docs", "messages": [{"role": "user", "content": "'
+        for _ in range(22):
+            yield b"x" * 100_000
+        yield b'"}]}'
+
+    response = client.post("/v1/chat/completions", content=pieces(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert_error_shape(response)
+
+
+def test_unknown_path_is_404_json(client: httpx.Client) -> None:
+    response = client.get("/no/such/path")
+    assert response.status_code == 404, response.text
+    assert_error_shape(response)
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_streamed_chunks_match_the_schema(client: httpx.Client) -> None:
+    """What the fuzzer cannot check: each event of a streamed completion against ChatCompletionChunk."""
+    spec = client.get("/openapi.json").json()
+    validator = jsonschema_rs.validator_for({"$ref": "#/components/schemas/ChatCompletionChunk",
+                                              "components": spec["components"]})
+    events: list[Any] = []
+    with client.stream("POST", "/v1/chat/completions",
+                       json=chat(stream=True, stream_options={"include_usage": True})) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line[len("data: "):])
+    assert events[-1] == "[DONE]", events
+    chunks = [json.loads(event) for event in events[:-1]]
+    for chunk in chunks:
+        validator.validate(chunk)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] >= 0
