@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema_rs
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
@@ -49,6 +49,8 @@ MODEL = f"jisik/{KB}"
 ENV = {**FAKE_EMBEDDER, "JISIK_RAISE_UNEXPECTED": "1"}
 QUESTION = "반품 기간은 며칠인가요?"
 EXAMPLES = 15  # per operation and generation mode
+# no shrinking: a failing case is reported as found (with its curl command), and the file stays within minutes
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
 @dataclass
@@ -124,9 +126,9 @@ DOCUMENTED_400 = [
      "the question is the last user message's text: content may be null, [] or parts without text"),
     (r"POST /v1/chat/completions|POST /api/kbs/\{kb\}/ask", "query_error", r"characters long; the limit is",
      "the question's length limit is each knowledge base's [answer] max_question_chars"),
-    (r".", "query_error", r"^(cannot read filter|unknown filter operator|filter value)",
+    (r".*", "query_error", r"^(cannot read filter|unknown filter operator|filter value)",
      "filters are `jisik search --filter` expressions: a grammar, not a JSON Schema type"),
-    (r".", "query_error", r"cannot both be 0", "dense_weight and bm25_weight: a rule on two fields"),
+    (r".*", "query_error", r"cannot both be 0", "dense_weight and bm25_weight: a rule on two fields"),
 ]
 INTEGRAL_FLOAT = re.compile(r"^Input should be a valid integer at '[^']+' \(got (-?[0-9.]+(?:e[+-]?[0-9]+)?)\)")
 
@@ -190,7 +192,7 @@ def test_openapi_fuzz(api_schema: Any, subtests: pytest.Subtests) -> None:
                 run = given(case=operation.as_strategy(mode))(check_case)
                 try:
                     settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=list(HealthCheck))(run)()
+                             phases=PHASES, suppress_health_check=list(HealthCheck))(run)()
                 except Unsatisfiable:
                     # nothing to make invalid: no body, no query, only free-form string path parameters
                     if mode is GenerationMode.NEGATIVE and not any((*operation.body, *operation.query,
