@@ -539,3 +539,27 @@ def test_serve_help_and_keys_help() -> None:
         result = subprocess.run([sys.executable, "-m", "jisik", *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "Usage" in result.stdout
     assert shutil.which("jisik") or Path(sys.executable).with_name("jisik").exists()
+
+
+def test_create_knowledge_bases_under_root(tmp_path: Path) -> None:
+    root = tmp_path / "kbs"
+    root.mkdir()
+    make_kb(root / "existing")
+    (root / "not-a-kb").mkdir()  # folders without jisik.toml are not served
+    with running_server({}, state_db=tmp_path / "server.db", env=FAKE_EMBEDDER, args=["--root", str(root)]) as server:
+        assert [k["name"] for k in httpx.get(server.url("/api/kbs"), timeout=30).json()["data"]] == ["existing"]
+        created = httpx.post(server.url("/api/kbs"), json={"name": "매뉴얼"}, timeout=60)
+        assert created.status_code == 201 and created.json()["model"] == "jisik/매뉴얼", created.text
+        assert (root / "매뉴얼" / "jisik.toml").exists()
+        assert httpx.post(server.url("/api/kbs"), json={"name": "매뉴얼"}, timeout=30).status_code == 409
+        bad = httpx.post(server.url("/api/kbs"), json={"name": "../escape"}, timeout=30)
+        assert bad.status_code == 400 and not (tmp_path / "escape").exists()
+        models = [m["id"] for m in httpx.get(server.url("/v1/models"), timeout=30).json()["data"]]
+        assert "jisik/매뉴얼" in models
+        upload = httpx.post(server.url("/api/kbs/매뉴얼/documents"), timeout=60,
+                            files=[("files", ("a.md", "# 반품\n\n반품은 14일 이내.".encode(), "text/markdown"))])
+        assert _wait_job(server, "매뉴얼", upload.json()["id"])["status"] == "done"
+    with running_server({"only": make_kb(tmp_path / "only", docs=None)}, state_db=tmp_path / "server.db",
+                        env=FAKE_EMBEDDER) as server:
+        refused = httpx.post(server.url("/api/kbs"), json={"name": "new"}, timeout=30)
+        assert refused.status_code == 400 and "--root" in refused.json()["error"]["hint"]
