@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,8 @@ DOCUMENTED_400 = [
     (r".*", "query_error", r"^(cannot read filter|unknown filter operator|filter value)",
      "filters are `jisik search --filter` expressions: a grammar, not a JSON Schema type"),
     (r".*", "query_error", r"cannot both be 0", "dense_weight and bm25_weight: a rule on two fields"),
+    (r"POST /api/kbs/\{kb\}/documents", "invalid_upload", r"^two files are named|is not a usable file name",
+     "a part's file name is not in the schema (format: binary); each is saved as uploads/<name>"),
 ]
 INTEGRAL_FLOAT = re.compile(r"^Input should be a valid integer at '[^']+' \(got (-?[0-9.]+(?:e[+-]?[0-9]+)?)\)")
 
@@ -292,18 +295,58 @@ def test_unknown_path_is_404_json(client: httpx.Client) -> None:
     assert response.json()["error"]["code"] == "not_found"
 
 
+def refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                yield item
+            else:
+                yield from refs(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from refs(item)
+
+
+def test_every_schema_reference_resolves(client: httpx.Client) -> None:
+    spec = client.get("/openapi.json").json()
+    known = {f"#/components/schemas/{name}" for name in spec["components"]["schemas"]}
+    dangling = sorted(set(refs(spec)) - known)
+    assert not dangling, f"/openapi.json refers to schemas it does not define: {dangling}"
+
+
+def validator_for(client: httpx.Client, name: str) -> Any:
+    """A validator for the component ``name`` of the served schema (the model's own schema if it is missing
+    there: test_every_schema_reference_resolves reports that)."""
+    components = client.get("/openapi.json").json()["components"]["schemas"]
+    if name not in components:
+        from jisik.serve import schemas
+
+        model = getattr(schemas, name).model_json_schema(ref_template="#/components/schemas/{model}")
+        components = {**components, **model.pop("$defs", {}), name: model}
+    definitions = json.loads(json.dumps(components).replace('"#/components/schemas/', '"#/$defs/'))
+    return jsonschema_rs.validator_for({"$ref": f"#/$defs/{name}", "$defs": definitions})
+
+
+def sse_events(response: Any) -> list[tuple[str | None, str]]:
+    """(event name, data) of each server-sent event."""
+    events: list[tuple[str | None, str]] = []
+    name: str | None = None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[len("event: "):]
+        elif line.startswith("data: "):
+            events.append((name, line[len("data: "):]))
+            name = None
+    return events
+
+
 def test_streamed_chunks_match_the_schema(client: httpx.Client) -> None:
     """What the fuzzer cannot check: each event of a streamed completion against ChatCompletionChunk."""
-    spec = client.get("/openapi.json").json()
-    validator = jsonschema_rs.validator_for({"$ref": "#/components/schemas/ChatCompletionChunk",
-                                              "components": spec["components"]})
-    events: list[Any] = []
+    validator = validator_for(client, "ChatCompletionChunk")
     with client.stream("POST", "/v1/chat/completions",
                        json=chat(stream=True, stream_options={"include_usage": True})) as response:
         assert response.status_code == 200
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                events.append(line[len("data: "):])
+        events = [data for _, data in sse_events(response)]
     assert events[-1] == "[DONE]", events
     chunks = [json.loads(event) for event in events[:-1]]
     for chunk in chunks:
@@ -311,3 +354,52 @@ def test_streamed_chunks_match_the_schema(client: httpx.Client) -> None:
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] >= 0
+
+
+def test_streamed_ask_matches_the_schema(client: httpx.Client) -> None:
+    """`delta` events carry {text}; the last, `answer`, is the whole answer (AnswerBody)."""
+    with client.stream("POST", f"/api/kbs/{KB}/ask", json={"question": QUESTION, "stream": True}) as response:
+        assert response.status_code == 200
+        events = sse_events(response)
+    assert events and events[-1][0] == "answer", events
+    assert all(name == "delta" and isinstance(json.loads(data)["text"], str) for name, data in events[:-1]), events
+    answer = json.loads(events[-1][1])
+    validator_for(client, "AnswerBody").validate(answer)
+    assert answer["text"] == "".join(json.loads(data)["text"] for _, data in events[:-1])
+
+
+def test_upload_job_events_match_the_schema(client: httpx.Client) -> None:
+    """An upload's job, followed through its server-sent events (each a JobBody) until it is done."""
+    text = "# 교환 정책\n\n교환은 상품을 받은 날부터 7일 안에 신청할 수 있습니다.\n"
+    files = [("files", ("교환 정책.md", text.encode(), "text/markdown"))]
+    response = client.post(f"/api/kbs/{KB}/documents", files=files)
+    assert response.status_code == 202, response.text
+    job = response.json()
+    validator = validator_for(client, "JobBody")
+    validator.validate(job)
+    with client.stream("GET", f"/api/kbs/{KB}/jobs/{job['id']}/events") as events:
+        assert events.status_code == 200
+        seen = [json.loads(data) for _, data in sse_events(events)]
+    for state in seen:
+        validator.validate(state)
+    assert seen[-1]["status"] == "done", seen[-1]
+    assert seen[-1]["report"]["failed"] == [], seen[-1]
+    hits = client.post(f"/api/kbs/{KB}/search", json={"query": "교환 신청 기간", "mode": "bm25"}).json()["hits"]
+    assert any(hit["source"].endswith("교환 정책.md") for hit in hits), hits
+
+
+def test_nothing_failed_behind_the_answers(served: Served, client: httpx.Client) -> None:
+    """Last in the file: the fuzzer's uploads ran as jobs after their 202s; none may end in an internal error,
+    and the server log must hold no traceback (a bug in a background thread never reaches a status code)."""
+    deadline = time.monotonic() + 60
+    while True:
+        jobs = client.get(f"/api/kbs/{KB}/jobs").json()["data"]
+        unfinished = [job for job in jobs if job["status"] in ("receiving", "queued", "running")]
+        if not unfinished or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not unfinished, unfinished
+    assert not [job for job in jobs if "internal error" in (job["error"] or "")], jobs
+    log = served.server.log()
+    for sign in ("Traceback", "unexpected error", "failed unexpectedly"):
+        assert sign not in log, log[max(0, log.index(sign) - 2000):log.index(sign) + 3000]

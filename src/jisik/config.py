@@ -247,6 +247,67 @@ class AnswerConfig(_Section):
     log: bool = True
 
 
+PiiAction = Literal["allow", "mask", "redact", "placeholder", "block"]
+PiiPlaceAction = Literal["auto", "allow", "mask", "redact", "placeholder", "block"]
+PII_PLACES = ("input", "context", "output", "logs")
+STRUCTURED_PII = ["KR_RRN", "KR_FRN", "KR_BRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "PHONE", "EMAIL", "CREDIT_CARD",
+                  "BANK_ACCOUNT", "IP_ADDRESS"]
+
+
+class GuardConfig(_Section):
+    """Guards on input and output (``[guard]``): personal data, prompt injection, groundedness, scope.
+
+    Personal-data actions per place: ``allow``, ``mask`` (``010-****-5678``), ``redact`` (``[전화번호]``),
+    ``placeholder`` (``<PHONE_1>``, restored in the answer of the same request, never stored) or ``block``
+    (refuse with a message). ``auto`` is what a careful team chooses: placeholders where the text goes to a
+    remote (non-loopback) LLM, unchanged to a local one.
+    """
+
+    pii: bool = Field(True, description="detect personal data")
+    pii_types: list[str] = Field(default_factory=lambda: list(STRUCTURED_PII),
+                                 description="entity types to detect (PERSON, ADDRESS: see pii_names/addresses)")
+    pii_names: bool = Field(False, description="also person names (Kiwi proper nouns; lower confidence)")
+    pii_addresses: bool = Field(False, description="also Korean street addresses (lower confidence)")
+    pii_min_score: float = Field(0.5, ge=0, le=1, description="report entities at least this confident")
+    pii_allowlist: list[str] = Field(default_factory=list, description="values that always pass (a public number)")
+    pii_input: PiiPlaceAction = Field("auto", description="the question, before the LLM and the search")
+    pii_context: PiiPlaceAction = Field("auto", description="retrieved chunks, before the LLM")
+    pii_output: PiiAction = Field("allow", description="the answer the user sees")
+    pii_logs: PiiAction = Field("redact", description="the turn log: never personal data in clear")
+    pii_overrides: dict[str, PiiAction | dict[Literal["input", "context", "output", "logs"], PiiAction]] = Field(
+        default_factory=dict, description='per entity type: { KR_RRN = "block", PHONE = { output = "mask" } }')
+    injection: bool = Field(True, description="detect instructions hidden in documents and questions")
+    injection_input: Literal["neutralize", "block", "allow"] = "neutralize"
+    injection_context: Literal["neutralize", "drop", "allow"] = "neutralize"
+    grounding: Literal["off", "annotate", "drop", "not_found"] = Field(
+        "drop", description="unsupported answer sentences: annotate, drop them, or answer not-found instead")
+    grounding_threshold: float | None = Field(None, ge=0, le=1, description="support score a sentence needs")
+    grounding_judge: str | None = Field(None, description="LLM spec of an optional judge (slower, stronger)")
+    min_relevance: float | Literal["auto"] | None = Field(
+        "auto", description="refuse when the best chunk's dense similarity is below this (auto: calibrated for "
+                            "the embedder; unset: never)")
+    deny_topics: list[str] = Field(default_factory=list, description="questions mentioning these are refused")
+    refusal_message: str | None = Field(None, description="what a refused question gets (default: ko/en)")
+
+    @field_validator("pii_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        known = [*STRUCTURED_PII, "PERSON", "ADDRESS"]
+        unknown = [t for t in value if t not in known]
+        if unknown:
+            raise ValueError(f"unknown entity type(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+        return value
+
+    @field_validator("pii_overrides")
+    @classmethod
+    def _known_override_types(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = [*STRUCTURED_PII, "PERSON", "ADDRESS"]
+        unknown = [t for t in value if t not in known]
+        if unknown:
+            raise ValueError(f"unknown entity type(s) {', '.join(unknown)}; valid: {', '.join(known)}")
+        return value
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -257,6 +318,7 @@ class KBConfig(_Section):
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> ConfigError:

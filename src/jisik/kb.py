@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from jisik.config import CONFIG_FILE, KBConfig, dump_config, load_config
+from jisik.config import CONFIG_FILE, KBConfig, LLMConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
 from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
 from jisik.filters import Filter, build_filter
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jisik.generate.answerer import Answerer, AnswerStream, TurnRecord
     from jisik.generate.chat import ChatSession
     from jisik.generate.llms.base import LLM
+    from jisik.guard.policy import Guard
 
 WaitCallback = Callable[[str], None]  # told once: "waiting for ingest by pid N…"
 _SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop")
@@ -50,6 +51,7 @@ class KnowledgeBase:
         self._llms: dict[str, LLM] = {}
         self._extractive: Any = None
         self._prompts: Any = None
+        self._guards: dict[bool, Guard] = {}
         # one server process shares a KnowledgeBase between request threads: models load once, not per race
         self._parts_lock = threading.RLock()
 
@@ -345,19 +347,31 @@ class KnowledgeBase:
                         extractive=self._extractive_answerer() if model is None else None,
                         prompts=self._prompts, config=answer_config, generation=generation,
                         backend_name="extractive" if model is None else model.name,
-                        log=None if self.read_only else self._log_turn)  # read-only: turns are not logged
+                        log=None if self.read_only else self._log_turn,  # read-only: turns are not logged
+                        guard=self.guard(llm))
+
+    def guard(self, llm: str | LLM | None = None) -> Guard:
+        """The guards for answers with ``llm`` (``[guard]``): remote LLMs get placeholders where ``auto`` says so."""
+        from jisik.guard.policy import Guard, llm_is_remote
+
+        if llm is None or isinstance(llm, str):
+            remote = llm_is_remote(self._llm_settings(llm))
+        else:  # an LLM object: remote when it talks to a server off this machine
+            url = getattr(llm, "url", None) or getattr(llm, "base_url", None)
+            remote = bool(url) and llm_is_remote(LLMConfig(backend="openai", url=str(url)))
+        with self._parts_lock:
+            if remote not in self._guards:
+                self._guards[remote] = Guard(self.config.guard, remote_llm=remote, embedder=self.embedder,
+                                             analyzer=self.analyzer)
+            return self._guards[remote]
 
     def _resolve_llm(self, llm: str | LLM | None) -> LLM | None:
         """An LLM object for a spec, created once per knowledge base; None means extractive."""
         if llm is not None and not isinstance(llm, str):
             return llm
-        from jisik.generate.llms import create_llm, parse_llm_spec
+        from jisik.generate.llms import create_llm
 
-        overrides = parse_llm_spec(llm) if llm else {}
-        if overrides.get("backend", self.config.llm.backend) != self.config.llm.backend:
-            # another backend: the configured server, model and window belong to the old one
-            overrides = {"url": None, "model": None, "context_window": None, **overrides}
-        settings = self.config.llm.model_copy(update=overrides)
+        settings = self._llm_settings(llm)
         if settings.backend == "extractive":
             return None
         key = settings.model_dump_json()
@@ -365,6 +379,15 @@ class KnowledgeBase:
             if key not in self._llms:
                 self._llms[key] = create_llm(settings)
             return self._llms[key]
+
+    def _llm_settings(self, llm: str | None) -> LLMConfig:
+        from jisik.generate.llms import parse_llm_spec
+
+        overrides = parse_llm_spec(llm) if llm else {}
+        if overrides.get("backend", self.config.llm.backend) != self.config.llm.backend:
+            # another backend: the configured server, model and window belong to the old one
+            overrides = {"url": None, "model": None, "context_window": None, **overrides}
+        return self.config.llm.model_copy(update=overrides)
 
     def _extractive_answerer(self) -> Any:
         with self._parts_lock:
@@ -376,14 +399,18 @@ class KnowledgeBase:
 
     def _log_turn(self, record: TurnRecord) -> int:
         answer = record.answer
+        guard = self.guard()
+        clean = guard.for_log  # [guard] pii_logs: the log never holds detected personal data in clear
+        citations = [{**c.to_dict(), "quote": clean(c.quote)} for c in answer.citations]
+        grounding = [{**s, "text": clean(s["text"])} for s in answer.grounding]
         return self.store.log_turn({
             "created_at": record.created_at, "kind": record.kind, "session": record.session,
-            "question": answer.question, "standalone_question": answer.standalone_question,
+            "question": clean(answer.question), "standalone_question": clean(answer.standalone_question),
             "language": answer.language, "retrieved": [[cid, score] for cid, score in record.retrieved],
             "prompt_tokens": answer.usage.prompt_tokens, "completion_tokens": answer.usage.completion_tokens,
-            "answer": answer.text, "citations": [c.to_dict() for c in answer.citations], "found": int(answer.found),
+            "answer": clean(answer.text), "citations": citations, "found": int(answer.found),
             "backend": answer.backend, "latency_ms": record.latency_ms, "retrieval_ms": answer.usage.retrieval_ms,
-            "first_token_ms": answer.usage.first_token_ms,
+            "first_token_ms": answer.usage.first_token_ms, "guard": answer.guard, "grounding": grounding,
         })
 
     def logs(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:

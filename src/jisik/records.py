@@ -171,6 +171,10 @@ class Answer:
     found: bool = True
     invalid_citations: list[int] = field(default_factory=list)
     log_id: int | None = None
+    # per answer sentence: {text, span, citations, score, supported, problems, best_source} (jisik.guard.grounding)
+    grounding: list[dict[str, Any]] = field(default_factory=list)
+    # every guard decision of this turn: {guard, place, action, detail} — never the personal data itself
+    guard: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,4 +182,5 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations], "sources": [s.to_dict() for s in self.sources],
             "usage": self.usage.to_dict(), "backend": self.backend, "language": self.language,
             "found": self.found, "invalid_citations": self.invalid_citations, "log_id": self.log_id,
+            "grounding": self.grounding, "guard": self.guard,
         }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typer.core import TyperCommand
 
 from jisik.cli.app import Command, app
-from jisik.cli.commands import answer, manage, search, serve
+from jisik.cli.commands import answer, guard, manage, search, serve
 from jisik.cli.commands.eval import register as register_eval
 
 __all__ = ["app", "main"]
@@ -23,7 +23,9 @@ for _command in (manage.init, manage.ingest, search.search, search.status, manag
 register_eval(app)
 app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
-for _info in [*app.registered_commands, *serve.keys_app.registered_commands]:  # one-placeholder help everywhere
+app.add_typer(guard.guard_app, name="guard")
+_sub_commands = [*serve.keys_app.registered_commands, *guard.guard_app.registered_commands]
+for _info in [*app.registered_commands, *_sub_commands]:  # one-placeholder help everywhere
     if _info.cls in (None, TyperCommand):
         _info.cls = Command
 

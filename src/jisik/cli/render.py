@@ -196,9 +196,33 @@ def print_turn(console: Console, row: dict[str, Any]) -> None:
         console.print(f"  [{citation['number']}] {citation['source']}{page}", markup=False, highlight=False)
     console.print(f"retrieved: {', '.join(f'{cid}:{score:.3f}' for cid, score in row['retrieved'])}",
                   highlight=False)
+    for decision in row.get("guard") or []:
+        console.print(f"guard: {describe_decision(decision)}", markup=False, highlight=False)
     first = "" if row["first_token_ms"] is None else f", first token {row['first_token_ms']:.0f} ms"
     console.print(f"{row['backend']}: {row['latency_ms']:.0f} ms (retrieval {row['retrieval_ms']:.0f} ms{first}), "
                   f"{row['prompt_tokens']} prompt + {row['completion_tokens']} answer tokens", highlight=False)
+
+
+def describe_decision(decision: dict[str, Any]) -> str:
+    """One guard decision in words, never with the personal data itself.
+
+    >>> describe_decision({"guard": "pii", "place": "logs", "action": "redact",
+    ...                    "detail": {"type": "PHONE", "count": 2}})
+    'pii in logs: redact (type PHONE, count 2)'
+    """
+    detail = ", ".join(f"{key} {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                       for key, value in decision.get("detail", {}).items())
+    return f"{decision['guard']} in {decision['place']}: {decision['action']}" + (f" ({detail})" if detail else "")
+
+
+def print_grounding(console: Console, grounding: Sequence[dict[str, Any]]) -> None:
+    """Each answer sentence with its support score and what did not match (``jisik ask --explain``)."""
+    for item in grounding:
+        mark = "✓" if item["supported"] else "✗"
+        cites = "".join(f"[{n}]" for n in item["citations"])
+        console.print(f"{mark} {item['score']:.2f} {cites} {short(item['text'], 100)}", markup=False, highlight=False)
+        for problem in item["problems"]:
+            console.print(f"      {problem}", style="dim", markup=False, highlight=False)
 
 
 # -- documents --------------------------------------------------------------------------------------

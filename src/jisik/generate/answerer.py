@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jisik.config import AnswerConfig
 from jisik.errors import EmptyKnowledgeBaseError, QueryError
@@ -22,6 +22,10 @@ from jisik.generate.memory import Memory, Turn
 from jisik.generate.prompts import PromptSet, format_context, format_context_entry, template_values
 from jisik.generate.rewrite import clean_rewrite, heuristic_rewrite
 from jisik.records import Answer, Hit, Usage
+
+if TYPE_CHECKING:
+    from jisik.guard.base import GuardDecision
+    from jisik.guard.policy import Guard, GuardedQuestion
 
 SearchFn = Callable[[str], list[Hit]]
 
@@ -107,7 +111,7 @@ class Answerer:
 
     def __init__(self, *, search: SearchFn, is_empty: Callable[[], bool], llm: LLM | None,
                  extractive: Any, prompts: PromptSet, config: AnswerConfig, generation: GenerationOptions,
-                 backend_name: str, log: LogFn | None = None) -> None:
+                 backend_name: str, log: LogFn | None = None, guard: Guard | None = None) -> None:
         self.search = search
         self.is_empty = is_empty
         self.llm = llm
@@ -117,6 +121,7 @@ class Answerer:
         self.generation = generation
         self.backend_name = backend_name
         self.log = log
+        self.guard = guard  # jisik.guard.policy.Guard: personal data, injection, grounding, scope ([guard])
 
     # -- public -----------------------------------------------------------------------------------
     def stream(self, question: str, *, memory: Memory | None = None, kind: str = "ask",
@@ -134,28 +139,48 @@ class Answerer:
         if wanted not in ("auto", "ko", "en"):
             raise QueryError(f"unknown language '{wanted}'", hint="use auto, ko or en")
         lang: Language = detect_language(text) if wanted == "auto" else wanted  # type: ignore[assignment]
-        return AnswerStream(self._produce(text, lang, memory, kind, session, chain_name, log))
+        guarded = self.guard.question(text) if self.guard is not None else None  # a block raises here
+        return AnswerStream(self._produce(text, lang, memory, kind, session, chain_name, log, guarded))
 
     def ask(self, question: str, **kwargs: Any) -> Answer:
         return self.stream(question, **kwargs).result()
 
     # -- the pipeline -----------------------------------------------------------------------------
     def _produce(self, question: str, lang: Language, memory: Memory | None, kind: str, session: str | None,
-                 chain: str, log: bool) -> Generator[str, None, Answer]:
+                 chain: str, log: bool, guarded: GuardedQuestion | None = None) -> Generator[str, None, Answer]:
         clock = _Clock()
-        standalone = self._standalone(question, memory, lang)
+        decisions: list[GuardDecision] = list(guarded.decisions) if guarded is not None else []
+        # the model sees the guarded question (placeholders, neutralised instructions); the search, here, the original
+        for_model = guarded.for_model if guarded is not None else question
+        standalone_model = self._standalone(for_model, memory, lang)
+        standalone = guarded.placeholders.restore(standalone_model) if guarded is not None else standalone_model
         retrieval_start = time.perf_counter()
-        hits = self.search(standalone)
+        hits = [] if guarded is not None and guarded.refusal else self.search(standalone)
+        hits = self._relevant(hits, decisions)
         retrieval_ms = (time.perf_counter() - retrieval_start) * 1000
         usage = Usage(retrieval_ms=retrieval_ms)
         spans: dict[int, tuple[int, int]] = {}
         parts: list[str] = []
-        if not hits:
+        if guarded is not None and guarded.refusal:
             used: list[Hit] = []
-            pieces: Iterator[str] = iter([NOT_FOUND[lang]])
+            pieces: Iterator[str] = iter([self._refusal(lang)])
+        elif not hits:
+            used = []
+            pieces = iter([NOT_FOUND[lang]])
         elif self.llm is None:
             used = list(hits)
             pieces = self._extractive(standalone, used, lang, spans)
+        elif self.guard is not None and guarded is not None:
+            prompt_hits = self.guard.context(hits, guarded.placeholders, decisions)
+            kept = [(hit, shown) for hit, shown in zip(hits, prompt_hits, strict=True) if shown is not None]
+            originals = {shown.chunk_id: hit for hit, shown in kept}
+            if not kept:
+                used, pieces = [], iter([NOT_FOUND[lang]])
+            else:
+                shown_used, pieces = self._generate(standalone_model, [s for _, s in kept], lang, memory, chain,
+                                                    usage, clock)
+                used = [originals[h.chunk_id] for h in shown_used]  # citations quote the original text
+            pieces = self.guard.output(pieces, guarded.placeholders, decisions)
         else:
             used, pieces = self._generate(standalone, hits, lang, memory, chain, usage, clock)
         # what the caller sees streamed: markers checked against the sources as they complete
@@ -172,10 +197,17 @@ class Answerer:
             yield held
         raw = "".join(parts).strip()
         answer = self._finish(raw, question, standalone, lang, used, spans, usage, clock)
+        if self.guard is not None:
+            self._ground(answer, used, lang, spans, decisions)
+            answer.guard = [d.to_dict() for d in decisions]
         if self.llm is not None and usage.completion_tokens == 0 and raw:
             usage.completion_tokens = self.llm.count_tokens([raw])[0]
         if memory is not None:
-            memory.add(Turn(question, answer.text, standalone))
+            if self.guard is not None:  # later turns send this history to the model: personal data as labels
+                remember = [self.guard.for_log(t) or "" for t in (question, answer.text, standalone)]
+                memory.add(Turn(remember[0], remember[1], remember[2]))
+            else:
+                memory.add(Turn(question, answer.text, standalone))
         if log and self.config.log and self.log is not None:
             answer.log_id = self.log(TurnRecord(kind, session, answer, [(h.chunk_id, h.score) for h in hits],
                                                 answer.usage.total_ms))
@@ -193,6 +225,59 @@ class Answerer:
         return Answer(text=resolved.text if raw else NOT_FOUND[lang], question=question, citations=citations,
                       sources=sources, usage=usage, standalone_question=standalone if standalone != question else None,
                       backend=self.backend_name, language=lang, found=found, invalid_citations=resolved.invalid)
+
+    def _relevant(self, hits: list[Hit], decisions: list[GuardDecision]) -> list[Hit]:
+        """No hits when even the best is below the guard's relevance floor: say "not found" instead of guessing."""
+        floor = self.guard.relevance_floor if self.guard is not None else None
+        if floor is None or not hits:
+            return hits
+        dense = [h.scores["dense"] for h in hits if "dense" in h.scores]
+        best = max(dense, default=None)
+        if best is None or best >= floor:  # no dense score (bm25 mode): nothing to judge by
+            return hits
+        from jisik.guard.base import GuardDecision
+
+        decisions.append(GuardDecision("scope", "context", "refuse", {"best_dense": round(best, 4),
+                                                                      "floor": round(floor, 4)}))
+        return []
+
+    def _refusal(self, lang: Language) -> str:
+        from jisik.guard.policy import REFUSAL
+
+        assert self.guard is not None
+        return self.guard.config.refusal_message or REFUSAL[lang]
+
+    def _ground(self, answer: Answer, used: list[Hit], lang: Language, spans: dict[int, tuple[int, int]],
+                decisions: list[GuardDecision]) -> None:
+        """The last step: each answer sentence scored against its sources; unsupported ones handled per policy."""
+        from jisik.guard.base import GuardDecision
+
+        assert self.guard is not None
+        policy = self.guard.config.grounding
+        if policy == "off" or not answer.found or not used:
+            return
+        supports = self.guard.ground(answer.text, [h.text for h in used], lang)
+        answer.grounding = [s.to_dict() for s in supports]
+        unsupported = [s for s in supports if not s.supported]
+        if not unsupported:
+            return
+        # extractive answers quote the documents: annotated, never rewritten
+        action = "annotate" if self.llm is None else policy
+        decisions.append(GuardDecision("grounding", "output", action, {
+            "unsupported": len(unsupported), "sentences": len(supports),
+            "scores": [round(s.score, 3) for s in unsupported]}))
+        if action == "annotate":
+            return
+        kept = [s for s in supports if s.supported]
+        if action == "not_found" or not kept:
+            text = NOT_FOUND[lang]
+        else:
+            text = " ".join(answer.text[s.start:s.end].strip() for s in kept)
+        resolved = resolve_citations(text, len(used))
+        found = not is_not_found(text)
+        answer.text = resolved.text
+        answer.found = found
+        answer.citations, answer.sources = build_citations(used, resolved.cited if found else [], spans)
 
     def _standalone(self, question: str, memory: Memory | None, lang: Language) -> str:
         if memory is None or not memory.turns or not self.config.rewrite_followups:

@@ -160,7 +160,7 @@ async def chat_completions(body: schemas.ChatCompletionRequest, request: Request
         id=completion_id, created=created, model=served.model,
         choices=[schemas.Choice(message=schemas.AssistantMessage(
             content=answer.text, citations=[schemas.Citation(**c) for c in citations_of(answer)],
-            standalone_question=answer.standalone_question))],
+            standalone_question=answer.standalone_question, grounding=answer.grounding, guard=answer.guard))],
         usage=schemas.Usage(**usage_of(answer, served)))
 
 
@@ -174,8 +174,11 @@ async def _chunks(stream: AnswerStream, completion_id: str, created: int, served
 
     yield chunk({"role": "assistant", "content": ""})
     try:
+        pieces: list[str] = []
         async for piece in iterate_in_thread(iter(stream), counter):
+            pieces.append(piece)
             yield chunk({"content": piece})
+        streamed = "".join(pieces).strip()
     except JisikError as exc:  # the backend failed mid-answer: an error event, as OpenAI sends one
         yield sse({"error": {"message": exc.message, "type": "server_error" if status_of(exc) >= 500
                              else "invalid_request_error", "code": exc.code, "hint": exc.hint}})
@@ -184,7 +187,11 @@ async def _chunks(stream: AnswerStream, completion_id: str, created: int, served
     answer = stream.answer
     assert answer is not None
     # The text streamed as generated; markers removed by citation checking are told in the final chunk.
-    yield chunk({"citations": citations_of(answer), "invalid_citations": answer.invalid_citations}, "stop")
+    final: dict[str, Any] = {"citations": citations_of(answer), "invalid_citations": answer.invalid_citations,
+                             "grounding": answer.grounding, "guard": answer.guard}
+    if streamed != answer.text:  # the guards changed the answer after it streamed: the text to show instead
+        final["final_text"] = answer.text
+    yield chunk(final, "stop")
     if include_usage:
         yield sse({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                    "choices": [], "usage": usage_of(answer, served)})

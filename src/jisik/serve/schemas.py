@@ -106,6 +106,9 @@ class AssistantMessage(BaseModel):
     content: str
     citations: list[Citation] = Field(default_factory=list, description="jisik extension: the [n] sources")
     standalone_question: str | None = Field(None, description="jisik extension: a follow-up rewritten for search")
+    grounding: list[dict[str, Any]] = Field(default_factory=list, description="jisik extension: support of each "
+                                            "sentence by its sources")
+    guard: list[dict[str, Any]] = Field(default_factory=list, description="jisik extension: guard decisions")
 
 
 class Choice(BaseModel):
@@ -127,6 +130,11 @@ class ChunkDelta(BaseModel):
     role: str | None = None
     content: str | None = None
     citations: list[Citation] | None = None
+    invalid_citations: list[int] | None = None
+    grounding: list[dict[str, Any]] | None = None
+    guard: list[dict[str, Any]] | None = None
+    final_text: str | None = Field(None, description="the answer after the guards, when it differs from the "
+                                                     "streamed text (show this instead)")
 
 
 class ChunkChoice(BaseModel):
@@ -276,6 +284,8 @@ class AnswerBody(_Body):
     found: bool
     invalid_citations: list[int]
     log_id: int | None = None
+    grounding: list[dict[str, Any]] = Field(default_factory=list)
+    guard: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class Passage(BaseModel):

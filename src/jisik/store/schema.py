@@ -74,6 +74,12 @@ MIGRATIONS: tuple[str, ...] = (
     ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1;
     INSERT OR REPLACE INTO meta(key, value) VALUES('log_start', (SELECT value FROM meta WHERE key = 'generation'));
     """,
+    # 6: the guards' decisions of each turn (jisik.guard): what was found where and what was done, never the
+    # personal data itself; plus the per-sentence support of the answer.
+    """
+    ALTER TABLE turns ADD COLUMN guard TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE turns ADD COLUMN grounding TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 

@@ -46,6 +46,8 @@ def ask(
                                               help="sample from the N likeliest tokens")] = None,
     max_tokens: MaxTokensOption = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="do not store this turn in the log")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="show each sentence's support by its sources and "
+                                                            "every guard decision")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question from the documents: streams the answer, then the numbered sources."""
@@ -60,6 +62,8 @@ def ask(
                 console.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
             else:
                 _print_stream(stream)
+                if explain and stream.answer is not None:
+                    _print_explanation(stream.answer)
             if base.read_only and not no_log:
                 err_console.print("[dim]note:[/] the knowledge base is read-only: this question was not logged")
 
@@ -71,6 +75,14 @@ def _print_stream(stream: Any) -> None:
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
     console.print()
     _print_sources(stream.answer)
+
+
+def _print_explanation(answer: Any) -> None:
+    console.print()
+    console.print("[bold]Support[/]" if answer.grounding else "[bold]Support[/]: not checked ([guard] grounding)")
+    render.print_grounding(console, answer.grounding)
+    for decision in answer.guard:
+        console.print(f"guard: {render.describe_decision(decision)}", markup=False, highlight=False)
 
 
 def _print_sources(answer: Any) -> None:

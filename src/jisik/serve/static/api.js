@@ -163,6 +163,11 @@ export async function streamChat(body, { signal, onDelta }) {
       onDelta(text);
     }
     if (Array.isArray(delta.citations)) citations = delta.citations;
+    // the guards may change the answer after it streamed (unsupported sentences dropped): show theirs
+    if (typeof delta.final_text === "string") {
+      text = delta.final_text;
+      onDelta(text);
+    }
     if (choice.finish_reason) finishReason = choice.finish_reason;
   }
   if (!done && !finishReason) throw new ApiError(t("streamEnded"));
