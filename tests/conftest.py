@@ -40,6 +40,14 @@ def _unexpected_errors_fail(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _scripted_answers_are_not_grounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests script LLM replies (FakeLLM) that the hashing embedder's sources need not support: the groundedness
+    guard only annotates them here, instead of its default of dropping unsupported sentences. Tests of the guard
+    itself (tests/test_guard_*.py) remove this override."""
+    monkeypatch.setenv("JISIK_GUARD__GROUNDING", "annotate")
+
+
+@pytest.fixture(autouse=True)
 def _block_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
     yield

@@ -49,7 +49,7 @@ KB = "docs"
 MODEL = f"jisik/{KB}"
 ENV = {**FAKE_EMBEDDER, "JISIK_RAISE_UNEXPECTED": "1"}
 QUESTION = "반품 기간은 며칠인가요?"
-EXAMPLES = 15  # per operation and generation mode
+EXAMPLES = int(os.environ.get("JISIK_FUZZ_EXAMPLES", "15"))  # per operation and generation mode: deeper runs on demand
 # no shrinking: a failing case is reported as found (with its curl command), and the file stays within minutes
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate)
 
@@ -96,6 +96,9 @@ def api_schema(served: Served) -> Any:
         # most cases reach the real knowledge base; the rest keep fuzzing the names (404s)
         "parameters": {"path.kb": {"dictionary": "kbs", "probability": 0.8},
                        "body.model": {"dictionary": "models", "probability": 0.8}},
+        # schemathesis's default list plus 413: a JSON body over --max-body-mb is refused too (5xx fail above)
+        "checks": {"negative_data_rejection": {"expected-statuses": [
+            "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]}},
     })
     return schemathesis.openapi.from_url(served.server.url("/openapi.json"), config=config)
 
@@ -285,6 +288,23 @@ def test_a_json_body_over_2_mb_without_content_length_is_413(client: httpx.Clien
 
     response = client.post("/v1/chat/completions", content=pieces(), headers={"Content-Type": "application/json"})
     assert response.status_code == 413, response.text
+    assert_error_shape(response)
+
+
+def test_missing_or_bad_key_is_401(served: Served) -> None:
+    with httpx.Client(base_url=served.server.base_url, timeout=30) as anonymous:
+        for response in (anonymous.get("/v1/models"),
+                         anonymous.get("/v1/models", headers={"Authorization": "Bearer jsk_not-a-key"}),
+                         anonymous.get("/v1/models", headers={"Authorization": "Basic dXNlcjpwYXNz"}),
+                         anonymous.get(f"/v1/models?api_key={served.key}")):
+            assert response.status_code == 401, response.text
+            assert_error_shape(response)
+            assert response.json()["error"]["type"] == "authentication_error", response.text
+
+
+def test_wrong_method_is_405_json(client: httpx.Client) -> None:
+    response = client.delete("/v1/chat/completions")
+    assert response.status_code == 405, response.text
     assert_error_shape(response)
 
 

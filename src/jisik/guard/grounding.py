@@ -1,0 +1,649 @@
+"""Groundedness: is each sentence of an answer said by the sources it cites?
+
+:class:`GroundingChecker` splits an answer into sentences (Kiwi for Korean, via
+:func:`~jisik.text.sentences.split_sentences_batch`), reads each sentence's ``[n]`` markers (a marker belongs
+to the sentence it follows: ``"Returns take 14 days. [1] Shipping is free. [2]"``), strips them and scores the
+sentence against each source, then decides with the sources it cites. Per (sentence, evidence):
+
+``lexical``
+    The share of the sentence's content terms (the ``ko-en`` analyser: Kiwi morphemes, English stems)
+    found in the evidence, averaged with the same share for its *weakest clause* (clauses are cut at commas,
+    semicolons, brackets, dashes, English conjunctions and Korean connective endings). A true sentence with an
+    invented clause keeps most of its terms (0.8) but its invented clause has almost none (0.1); a paraphrase
+    loses a term here and there, in every clause alike.
+``dense``
+    The best cosine between the sentence and a source sentence (or 400-character window of a long one), both
+    embedded as e5 ``query:`` texts (the symmetric use e5 recommends), rescaled from ``[DENSE_FLOOR, 1]`` to
+    ``[0, 1]``. It recognises synonyms and reordering that terms miss.
+``exact-match constraints``
+    Every number of the sentence (``3만 5천`` = ``35,000``, ``1.5 million``, ``%``, ``원``, dates by their
+    parts) must be among the evidence's numbers; every name (Kiwi proper nouns, capitalised Latin words) must
+    occur in it; and each clause must agree on negation (않/못/없/아니/불가, not/never/no/n't/without) with its
+    best-matching source clause. Each violation multiplies the score by its penalty.
+
+``score = (LEXICAL_WEIGHT * lexical + DENSE_WEIGHT * dense) * penalties``, in ``[0, 1]``; without an embedder the
+lexical feature alone. With a ``judge`` (an NLI model or an LLM: ``judge(premise, hypothesis)`` is the
+probability that the premise supports the hypothesis) the base score is averaged with the judge's probability
+(:data:`JUDGE_WEIGHT`); a judge that raises or returns no probability leaves the built-in score and a problem
+saying so. A sentence that is a verbatim quote of its evidence (whitespace and case aside, markers removed)
+scores 1 without further tests: the extractive answerer's sentences are all such quotes. Sentences without
+content words ("다음과 같습니다.") and the not-found message pass trivially.
+
+A sentence is ``supported`` when the score with its cited sources reaches the threshold. If it is not, and
+another source would support it, the problem says so ("cites [2], which does not support it; [1] does"). A
+sentence that cites nothing is judged against every source ("cites no source; [1] supports it").
+
+Constants were set on ``benchmarks/guard_grounding.py`` (Korean and English, SQuAD, MS MARCO ko/en and
+Belebele ko, with the extractive answerer's own answers): see ``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from jisik.embed.base import Embedder, Vectors
+from jisik.generate.citations import _MARKER, _numbers
+from jisik.generate.extractive import dense_feature, window_spans
+from jisik.generate.language import is_not_found
+from jisik.guard.base import SentenceSupport
+from jisik.text._kiwi import get_kiwi
+from jisik.text.analyzers import Analyzer, fold_accents, normalize_text
+from jisik.text.sentences import split_sentences_batch
+
+__all__ = [
+    "DENSE_FLOOR",
+    "DENSE_WEIGHT",
+    "JUDGE_WEIGHT",
+    "LEXICAL_WEIGHT",
+    "PENALTY_NAME",
+    "PENALTY_NEGATION",
+    "PENALTY_NUMBER",
+    "THRESHOLD",
+    "GroundingChecker",
+    "Judge",
+    "clause_spans",
+    "count_negations",
+    "extract_numbers",
+    "latin_names",
+    "number_values",
+    "strip_markers",
+]
+
+Judge = Callable[[str, str], float]
+
+# -- constants (benchmarks/guard_grounding.py; docs/benchmarks.md) ---------------------------------------
+# Support a sentence needs. Chosen on all labelled sets together (Korean and English) as the value that
+# maximises the F1 of "unsupported" while the extractive answerer's quotes still pass.
+THRESHOLD = 0.60
+# e5 cosines between sentences ("query:" both sides) sit in a narrow band: unrelated sentences 0.70-0.78,
+# sentences on the same topic 0.80-0.88, a paraphrase 0.93-0.99, the same sentence 1.
+DENSE_FLOOR = 0.80
+LEXICAL_WEIGHT = 0.5
+DENSE_WEIGHT = 0.5
+# A single violated constraint takes even a perfect base score (1.0) below the threshold.
+PENALTY_NUMBER = 0.5
+PENALTY_NAME = 0.5
+PENALTY_NEGATION = 0.5
+JUDGE_WEIGHT = 0.5
+MIN_CLAUSE_TERMS = 2  # clauses with fewer content terms are too short to judge alone
+CLAUSE_MATCH = 0.3  # least term overlap (Jaccard) for a source clause to be the one a clause restates
+UNRELATED = 0.2  # a second cited source holding less of the sentence than this is reported as not supporting it
+MAX_CHARS = 400  # longer source sentences are cut into windows (as the extractive answerer does)
+CACHE_SIZE = 4096  # source texts (and window vectors) kept between calls
+
+def _word_set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Words that say where an answer comes from or how it is laid out, not what it claims.
+DISCOURSE_TERMS: frozenset[str] = _word_set(
+    "다음 아래 요약 정리 답변 문서 출처 내용 follow summar answer document source")
+
+# -- numbers --------------------------------------------------------------------------------------------
+_NUMBER = re.compile(
+    r"(?<![\d.,])(\d+(?:[.,]\d+)*)(?:\s?(천|백|십))?(?:\s?(조|억|만))?"
+    r"(?:\s(thousand|million|billion|trillion)\b)?", re.IGNORECASE)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_SMALL = {"천": 1e3, "백": 1e2, "십": 1e1}
+_BIG = {"조": 1e12, "억": 1e8, "만": 1e4}
+_ENGLISH_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+_WORD_NUMBERS = {w: float(i) for i, w in enumerate((
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"))}
+_WORD_NUMBERS |= {"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0, "seventy": 70.0, "eighty": 80.0,
+                  "ninety": 90.0, "hundred": 100.0, "thousand": 1e3, "dozen": 12.0, "twice": 2.0, "once": 1.0}
+_NUMBER_WORD = re.compile(r"\b(?:" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+
+
+def _parts(digits: str) -> list[float]:
+    """The numbers in one run of digits: thousands separators go, one dot is a decimal, more dots a date."""
+    if "," in digits:
+        if _THOUSANDS.fullmatch(digits):
+            return [float(digits.replace(",", ""))]
+        return [v for part in digits.split(",") if part for v in _parts(part)]
+    pieces = digits.split(".")
+    if len(pieces) == 2 and pieces[1]:
+        return [float(digits)]
+    return [float(p) for p in pieces if p]
+
+
+def _key(value: float) -> float:
+    return round(value, 6)
+
+
+def extract_numbers(text: str) -> list[tuple[str, float]]:
+    """(surface, value) of each number in ``text``, Korean and English units applied.
+
+    Korean amounts are read group by group (``1억 2천만`` = 120,000,000); thousands separators go; a run with
+    several dots (a date, a version) gives its parts; ``제3조`` is article 3, not 3 trillion.
+
+    >>> extract_numbers("3만 5천 원, 30,000원, 1억 2천만 명")
+    [('3만 5천', 35000.0), ('30,000', 30000.0), ('1억 2천만', 120000000.0)]
+    >>> [v for _, v in extract_numbers("1.5 million people, 3.50%, 2024.03.15, 제3조")]
+    [1500000.0, 3.5, 2024.0, 3.0, 15.0, 3.0]
+    """
+    found: list[tuple[int, int, float, float]] = []  # start, end, value, big unit
+    for match in _NUMBER.finditer(text):
+        digits, small, big, scale = match.groups()
+        if big == "조" and text[max(0, match.start() - 1):match.start()] == "제":
+            big = None
+        values = _parts(digits)
+        if len(values) != 1:
+            found.extend((match.start(), match.start() + len(digits), v, 0.0) for v in values)
+            continue
+        unit = _SMALL.get(small or "", 1.0) * _BIG.get(big or "", 1.0) * _ENGLISH_SCALE.get((scale or "").lower(), 1.0)
+        end = match.end() if (small or big or scale) else match.start() + len(digits)
+        value, rank = values[0] * unit, _BIG.get(big or "", 1.0)
+        if found and found[-1][3] > rank and not text[found[-1][1]:match.start()].strip():
+            start, _, previous, _ = found.pop()  # "1억 2천만": the smaller group adds to the larger one
+            found.append((start, end, previous + value, rank))
+        else:
+            found.append((match.start(), end, value, rank))
+    return [(text[s:e], v) for s, e, v, _ in found]
+
+
+def number_values(text: str) -> frozenset[float]:
+    """Every value a source offers: amounts with their units, the bare digits, English number words.
+
+    >>> sorted(number_values("매출은 3만 5천 원이고 five stores"))
+    [3.0, 5.0, 5000.0, 30000.0, 35000.0]
+    """
+    values = {_key(v) for _, v in extract_numbers(text)}
+    for match in _NUMBER.finditer(text):  # each group alone too: "3만" and "5천" of "3만 5천", "2천" of "2천만"
+        digits, small, big, scale = match.groups()
+        parts = _parts(digits)
+        values.update(_key(v) for v in parts)
+        if len(parts) == 1:
+            first = parts[0] * _SMALL.get(small or "", 1.0)
+            values.update({_key(first), _key(first * _BIG.get(big or "", 1.0)
+                                         * _ENGLISH_SCALE.get((scale or "").lower(), 1.0))})
+    values.update(_WORD_NUMBERS[m.group().lower()] for m in _NUMBER_WORD.finditer(text))
+    return frozenset(values)
+
+
+# -- negation -------------------------------------------------------------------------------------------
+_NEGATION = re.compile(
+    r"\b(?:not(?!\s+only\b)|never|no(?!\.\s?\d)|none|nobody|nothing|neither|nor|cannot|without)\b|n't\b"
+    r"|않|없(?!애)|아니|아닌|아닙|아님|(?<![가-힣])못(?=\s|하|한|했|합)|(?<![가-힣])안(?=\s[가-힣])|불가(?!리)",
+    re.IGNORECASE)
+
+
+def count_negations(text: str) -> int:
+    """How many negation cues ``text`` holds (Korean 않/못/없/아니/안/불가, English not/never/no/n't/without).
+
+    >>> [count_negations(t) for t in ["반품할 수 없습니다.", "그는 가지 않았다.", "잘못된 정보가 아니다.",
+    ...     "It is not only cheap.", "They didn't go and never will.", "See No. 5.", "불가리아", "안 된다"]]
+    [1, 1, 1, 0, 2, 0, 0, 1]
+    """
+    return sum(1 for _ in _NEGATION.finditer(text))
+
+
+# -- names ----------------------------------------------------------------------------------------------
+_LATIN_WORD = re.compile(r"(?<![\w'’])[A-Za-z\u00c0-\u024f][\w'’\u00c0-\u024f-]*")
+# Capitalised only because they open a sentence (a closed list: nouns at the start still count as names).
+_OPENERS: frozenset[str] = _word_set(
+    """a an and the this that these those there here it its he she they we you i his her their our my your
+    in on at by for from to of with without within into onto over under after before during since until upon
+    about above across against along among around as because although though while whereas if unless when
+    where which who whom whose what why how however therefore thus then also furthermore moreover meanwhile
+    instead still yet so but or nor both either neither each every all any some many most much more few
+    several other another such one two three first second third finally later earlier today now often usually
+    sometimes originally eventually subsequently according including following despite unlike like given
+    overall only even just perhaps not no yes there's it's""")
+
+
+def latin_names(text: str) -> list[str]:
+    """Capitalised Latin words and acronyms that name something; the first word only if it is not a common opener.
+
+    >>> latin_names("In 2016, the Denver Broncos beat the Carolina Panthers at Levi's Stadium.")
+    ['Denver', 'Broncos', 'Carolina', 'Panthers', "Levi's", 'Stadium']
+    >>> latin_names("Beyoncé released an album; NASA did not."), latin_names("However, it rained.")
+    (['Beyoncé', 'NASA'], [])
+    """
+    names: list[str] = []
+    for match in _LATIN_WORD.finditer(text):
+        word = match.group().strip("-'’")
+        if not word or not (word[0].isupper() or any(c.isupper() for c in word[1:])):
+            continue
+        before = text[:match.start()].rstrip()
+        opens = not before or before[-1] in ".!?:\"“([" or not re.search(r"[A-Za-z\uac00-\ud7a3]", before)
+        if opens and word.lower() in _OPENERS:
+            continue
+        names.append(word)
+    return names
+
+
+def _fold(text: str) -> str:
+    return fold_accents(normalize_text(text).casefold())
+
+
+def _name_in(name: str, flat: str, words: frozenset[str]) -> bool:
+    """Whether a name occurs in a source: as a substring (spaces ignored), or as a word up to a short suffix."""
+    key = _fold(name)
+    key = re.sub(r"['’]s$", "", key)
+    if key.replace(" ", "") in flat.replace(" ", ""):
+        return True
+    return any(len(w) >= 4 and (w.startswith(key) or key.startswith(w)) and abs(len(w) - len(key)) <= 2
+               for w in words)
+
+
+# -- clauses and markers --------------------------------------------------------------------------------
+_CLAUSE_BREAK = re.compile(
+    r"[,;:]\s+|\s+[–—-]\s+|\s*[()]\s*|\s+(?=(?:but|whereas|although|though|because|while|which|who|so that|"
+    r"and then)\s)|(?<=지만)\s+|(?<=는데)\s+|(?<=면서)\s+|(?<=으며)\s+|(?<=이며)\s+|(?<=하며)\s+|(?<=되며)\s+"
+    r"|(?<=으나)\s+|(?<=했고)\s+|(?<=었고)\s+|(?<=았고)\s+|(?<=였고)\s+", re.IGNORECASE)
+
+
+def clause_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of the clauses of a sentence: cut at , ; : brackets, dashes, English conjunctions, Korean endings.
+
+    >>> t = "He moved to Paris in 1990, which surprised everyone."
+    >>> [t[s:e] for s, e in clause_spans(t)]
+    ['He moved to Paris in 1990', 'which surprised everyone.']
+    >>> k = "회사는 1990년에 설립되었으며 2000년에 상장했다."
+    >>> [k[s:e] for s, e in clause_spans(k)]
+    ['회사는 1990년에 설립되었으며', '2000년에 상장했다.']
+    """
+    spans, pos = [], 0
+    for match in _CLAUSE_BREAK.finditer(text):
+        if match.start() > pos:
+            spans.append((pos, match.start()))
+        pos = max(pos, match.end())
+    if pos < len(text):
+        spans.append((pos, len(text)))
+    return [(s, e) for s, e in spans if text[s:e].strip()] or [(0, len(text))]
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    position: int  # offset in the stripped text where the marker was
+    start: int  # the marker's span in the original text
+    end: int
+    numbers: tuple[int, ...]
+
+
+def strip_markers(text: str) -> tuple[str, list[int], list[_Marker]]:
+    """``text`` without its ``[n]`` markers (and the spaces before them), the original offset of each kept
+    character (plus one for the end) and the markers.
+
+    >>> stripped, where, markers = strip_markers("Returns take 14 days [1]. Free [2, 3]")
+    >>> stripped, [m.numbers for m in markers], [m.position for m in markers], where[len(stripped)]
+    ('Returns take 14 days. Free', [(1,), (2, 3)], [20, 26], 37)
+    """
+    out: list[str] = []
+    where: list[int] = []
+    markers: list[_Marker] = []
+    pos = 0
+    for match in _MARKER.finditer(text):
+        piece = text[pos:match.start()]
+        kept = piece.rstrip()
+        out.append(kept)
+        where.extend(range(pos, pos + len(kept)))
+        markers.append(_Marker(sum(map(len, out)), match.start(), match.end(), tuple(_numbers(match.group(1)))))
+        pos = match.end()
+    out.append(text[pos:])
+    where.extend(range(pos, len(text)))
+    where.append(len(text))
+    return "".join(out), where, markers
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def _flat(text: str) -> str:
+    """Casefolded, accents folded, markers removed, whitespace collapsed: the form verbatim quotes are found in."""
+    return _SPACES.sub(" ", _fold(_MARKER.sub(" ", text))).strip()
+
+
+# -- internal records -----------------------------------------------------------------------------------
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A bounded, thread-safe LRU map."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._size:
+                self._data.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class _Clauses:
+    terms: tuple[frozenset[str], ...]
+    negations: tuple[int, ...]
+    texts: tuple[str, ...]
+
+    @property
+    def all_terms(self) -> frozenset[str]:
+        return frozenset().union(*self.terms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    flat: str
+    windows: tuple[str, ...]
+    clauses: tuple[_Clauses, ...]  # per window
+    terms: frozenset[str]
+    numbers: frozenset[float]
+    words: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Sentence:
+    text: str
+    start: int
+    end: int
+    citations: list[int]
+    pieces: list[str]  # the text between markers, for the verbatim test
+    clauses: _Clauses = _Clauses((), (), ())
+    names: list[str] = field(default_factory=list)
+    trivial: bool = False
+
+
+@dataclass(slots=True)
+class _Evidence:
+    score: float
+    base: float
+    lexical: float
+    problems: list[str]
+    verbatim: bool = False
+
+
+def _label(sources: Iterable[int]) -> str:
+    return "[" + ", ".join(str(j + 1) for j in sources) + "]"
+
+
+def _share(terms: frozenset[str], evidence: frozenset[str]) -> float:
+    return len(terms & evidence) / len(terms) if terms else 1.0
+
+
+class GroundingChecker:
+    """Scores each sentence of an answer against the numbered sources (``sources[i]`` is ``[i + 1]``).
+
+    ``embedder`` None scores with terms and constraints only (weaker on paraphrase). ``judge`` is optional;
+    see the module docstring for the method and :data:`THRESHOLD` for the default ``threshold``.
+    """
+
+    def __init__(self, *, embedder: Embedder | None, analyzer: Analyzer, threshold: float = THRESHOLD,
+                 judge: Judge | None = None) -> None:
+        self.embedder = embedder
+        self.analyzer = analyzer
+        self.threshold = threshold
+        self.judge = judge
+        self._sources: _Lru[str, _Source] = _Lru(CACHE_SIZE)
+        self._vectors: _Lru[str, Vectors] = _Lru(CACHE_SIZE * 8)
+
+    def check(self, answer: str, sources: Sequence[str], *, language: str = "auto") -> list[SentenceSupport]:
+        """Support of each sentence of ``answer``: ``check_batch([answer], [sources])[0]``."""
+        return self.check_batch([answer], [sources], language=language)[0]
+
+    def check_batch(self, answers: Sequence[str], sources: Sequence[Sequence[str]], *,
+                    language: str = "auto") -> list[list[SentenceSupport]]:
+        """Support of each sentence of each answer; one splitter, analyser, Kiwi and embedder call for all."""
+        if len(answers) != len(sources):
+            raise ValueError(f"{len(answers)} answers but {len(sources)} source lists")
+        sentences = self._sentences(answers)
+        prepared = self._prepare([t for group in sources for t in group])
+        self._analyse(sentences, language)
+        vectors = self._embed(sentences, [prepared[t] for t in dict.fromkeys(t for g in sources for t in g)])
+        out: list[list[SentenceSupport]] = []
+        for i, (group, texts) in enumerate(zip(sentences, sources, strict=True)):
+            srcs = [prepared[t] for t in texts]
+            out.append([self._support(s, srcs, list(texts), vectors.get((i, k)), vectors)
+                        for k, s in enumerate(group)])
+        return out
+
+    # -- preparation ------------------------------------------------------------------------------------
+    def _sentences(self, answers: Sequence[str]) -> list[list[_Sentence]]:
+        """Each answer's sentences with their markers; a marker belongs to the sentence it ends or follows."""
+        stripped = [strip_markers(a) for a in answers]
+        spans = split_sentences_batch([s for s, _, _ in stripped])
+        out: list[list[_Sentence]] = []
+        for (text, where, markers), sentence_spans in zip(stripped, spans, strict=True):
+            group: list[_Sentence] = []
+            for k, (s, e) in enumerate(sentence_spans):
+                nxt = sentence_spans[k + 1][0] if k + 1 < len(sentence_spans) else len(text) + 1
+                mine = [m for m in markers if (s < m.position <= e) or (e < m.position < nxt)
+                        or (k == 0 and m.position <= s)]
+                cited = list(dict.fromkeys(n for m in mine for n in m.numbers))
+                end = max([where[e - 1] + 1, *(m.end for m in mine if m.position >= e)])
+                cuts = [s, *sorted(m.position for m in mine if s < m.position < e), e]
+                pieces = [text[a:b] for a, b in itertools.pairwise(cuts) if text[a:b].strip()]
+                group.append(_Sentence(text[s:e], where[s], end, cited, pieces))
+            out.append(group)
+        return out
+
+    def _prepare(self, texts: Sequence[str]) -> dict[str, _Source]:
+        """Windows, clause terms, numbers and words of each source text (cached by text)."""
+        prepared: dict[str, _Source] = {}
+        missing = []
+        for text in dict.fromkeys(texts):
+            cached = self._sources.get(text)
+            if cached is None:
+                missing.append(text)
+            else:
+                prepared[text] = cached
+        if not missing:
+            return prepared
+        windows: list[list[str]] = []
+        for text, spans in zip(missing, split_sentences_batch(missing), strict=True):
+            pieces = [p for s, e in spans for p in (window_spans(text, s, e, MAX_CHARS) if e - s > MAX_CHARS
+                                                   else [(s, e)])]
+            windows.append([text[s:e] for s, e in pieces])
+        clauses = self._clauses([w for group in windows for w in group])
+        pos = 0
+        for text, group in zip(missing, windows, strict=True):
+            mine = tuple(clauses[pos:pos + len(group)])
+            pos += len(group)
+            terms = frozenset().union(*(c.all_terms for c in mine))
+            words = frozenset(m.group().casefold() for m in re.finditer(r"\w+", _fold(text)))
+            source = _Source(_flat(text), tuple(group), mine, terms, number_values(text), words)
+            self._sources.put(text, source)
+            prepared[text] = source
+        return prepared
+
+    def _clauses(self, texts: Sequence[str]) -> list[_Clauses]:
+        """Clause terms and negation counts of each text, in one analyser call."""
+        split = [[t[s:e] for s, e in clause_spans(t)] for t in texts]
+        flat = [c for group in split for c in group]
+        analysed = self.analyzer.analyze_batch(flat) if flat else []
+        out, pos = [], 0
+        for group in split:
+            terms = tuple(frozenset(t for t in analysed[pos + i] if t not in DISCOURSE_TERMS)
+                          for i in range(len(group)))
+            out.append(_Clauses(terms, tuple(count_negations(c) for c in group), tuple(group)))
+            pos += len(group)
+        return out
+
+    def _analyse(self, sentences: list[list[_Sentence]], language: str) -> None:
+        """Clause terms and names of every answer sentence (one analyser and one Kiwi call)."""
+        flat = [s for group in sentences for s in group]
+        for sentence, clauses in zip(flat, self._clauses([s.text for s in flat]), strict=True):
+            sentence.clauses = clauses
+            sentence.trivial = not clauses.all_terms or is_not_found(sentence.text)
+            sentence.names = latin_names(sentence.text)
+        korean = [s for s in flat if not s.trivial and language != "en" and re.search("[가-힣]", s.text)]
+        if korean:
+            for sentence, tokens in zip(korean, get_kiwi().tokenize([s.text for s in korean]), strict=True):
+                sentence.names += [t.form for t in tokens if t.tag == "NNP"]
+
+    def _embed(self, sentences: list[list[_Sentence]], sources: Sequence[_Source]) -> dict[object, Vectors]:
+        """Vectors of the answer sentences (key ``(answer, sentence)``) and source windows (key: the text)."""
+        if self.embedder is None:
+            return {}
+        wanted: dict[object, str] = {}
+        for i, group in enumerate(sentences):
+            for k, s in enumerate(group):
+                if not s.trivial:
+                    wanted[i, k] = s.text
+        vectors: dict[object, Vectors] = {}
+        for source in sources:
+            for window in source.windows:
+                cached = self._vectors.get(window)
+                if cached is None:
+                    wanted[window] = window
+                else:
+                    vectors[window] = cached
+        if wanted:
+            texts = list(dict.fromkeys(wanted.values()))
+            rows = dict(zip(texts, self.embedder.embed_queries(texts), strict=True))
+            for key, text in wanted.items():
+                vectors[key] = rows[text]
+                if isinstance(key, str):
+                    self._vectors.put(key, rows[text])
+        return vectors
+
+    # -- scoring ----------------------------------------------------------------------------------------
+    def _evidence(self, s: _Sentence, srcs: Sequence[_Source], chosen: Sequence[int], vector: Vectors | None,
+                  vectors: dict[object, Vectors]) -> _Evidence:
+        """How well the sources ``chosen`` (0-based) support ``s``."""
+        label = _label(chosen)
+        flat = " ".join(srcs[j].flat for j in chosen)
+        pieces = [_flat(p) for p in s.pieces if re.search(r"\w", p)]
+        if pieces and all(p in flat for p in pieces):
+            return _Evidence(1.0, 1.0, 1.0, [], verbatim=True)
+        terms = frozenset().union(*(srcs[j].terms for j in chosen))
+        windows = [(w, c) for j in chosen for w, c in zip(srcs[j].windows, srcs[j].clauses, strict=True)]
+        problems: list[str] = []
+        # lexical: the whole sentence and its weakest clause
+        share = _share(s.clauses.all_terms, terms)
+        judged = [(c, t) for c, t in zip(s.clauses.texts, s.clauses.terms, strict=True) if len(t) >= MIN_CLAUSE_TERMS]
+        weakest_share, weakest = min(((_share(t, terms), c) for c, t in judged), default=(share, ""))
+        lexical = (share + weakest_share) / 2
+        if weakest_share < 0.5 and len(judged) > 1:
+            problems.append(f"“{weakest.strip()}” is not in {label}")
+        elif share < 0.5:
+            problems.append(f"only {share:.0%} of its words are in {label}")
+        # dense: the best source sentence
+        if vector is not None and windows:
+            cosines = np.array([float(vector @ vectors[w]) for w, _ in windows if w in vectors] or [0.0])
+            dense = float(dense_feature([cosines.max()], DENSE_FLOOR)[0])
+            base = LEXICAL_WEIGHT * lexical + DENSE_WEIGHT * dense
+        else:
+            base = lexical
+        # exact-match constraints
+        penalty = 1.0
+        values = frozenset().union(*(srcs[j].numbers for j in chosen))
+        for surface, value in dict.fromkeys(extract_numbers(s.text)):
+            if _key(value) not in values:
+                problems.append(f"number {surface} not in {label}")
+                penalty *= PENALTY_NUMBER
+        words = frozenset().union(*(srcs[j].words for j in chosen))
+        for name in dict.fromkeys(s.names):
+            if not _name_in(name, flat, words):
+                problems.append(f"name {name} not in {label}")
+                penalty *= PENALTY_NAME
+        if self._negation_differs(s.clauses, [c for _, c in windows]):
+            problems.append(f"negation differs from {label}")
+            penalty *= PENALTY_NEGATION
+        return _Evidence(base * penalty, base, lexical, problems)
+
+    @staticmethod
+    def _negation_differs(sentence: _Clauses, windows: Sequence[_Clauses]) -> bool:
+        """Whether some clause of the sentence is negated where the source clause it restates is not, or back."""
+        candidates = [(t, n) for w in windows for t, n in zip(w.terms, w.negations, strict=True) if t]
+        for terms, negations in zip(sentence.terms, sentence.negations, strict=True):
+            if not terms or not candidates:
+                continue
+            overlap, source_negations = max(
+                ((len(terms & t) / len(terms | t), n) for t, n in candidates), key=lambda x: x[0])
+            if overlap >= CLAUSE_MATCH and (negations > 0) != (source_negations > 0):
+                return True
+        return False
+
+    def _judged(self, s: _Sentence, evidence: _Evidence, texts: Sequence[str], chosen: Sequence[int]) -> None:
+        """Mix the judge's probability into ``evidence`` (in place); a failure leaves a problem, never a pass."""
+        if self.judge is None or evidence.verbatim:
+            return
+        premise = "\n\n".join(texts[j] for j in chosen)
+        try:
+            probability = float(self.judge(premise, s.text))
+            if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+                raise ValueError(f"returned {probability}, not a probability")
+        except Exception as exc:  # any failure of a model or a server: fall back, and say so
+            evidence.problems.append(f"judge failed ({type(exc).__name__}: {exc}); built-in score used")
+            return
+        penalty = evidence.score / evidence.base if evidence.base > 0 else 1.0
+        mixed = (1 - JUDGE_WEIGHT) * evidence.base + JUDGE_WEIGHT * probability
+        evidence.base, evidence.score = mixed, mixed * penalty
+
+    def _support(self, s: _Sentence, srcs: Sequence[_Source], texts: Sequence[str], vector: Vectors | None,
+                 vectors: dict[object, Vectors]) -> SentenceSupport:
+        """The decision for one sentence: its cited sources first, the others to say which would support it."""
+        valid = [n - 1 for n in s.citations if 1 <= n <= len(srcs)]
+        invalid = [n for n in s.citations if not 1 <= n <= len(srcs)]
+        problems = [f"cites [{n}], which is not a source" for n in invalid]
+        if s.trivial:
+            return SentenceSupport(s.text, s.start, s.end, s.citations, 1.0, True, problems, None)
+        if not srcs:
+            return SentenceSupport(s.text, s.start, s.end, s.citations, 0.0, False, [*problems, "no sources"])
+        each = [self._evidence(s, srcs, [j], vector, vectors) for j in range(len(srcs))]
+        best = max(range(len(srcs)), key=lambda j: (each[j].score, j in valid, -j))
+        if valid:
+            chosen = valid
+            evidence = each[valid[0]] if len(valid) == 1 else self._evidence(s, srcs, valid, vector, vectors)
+        else:
+            chosen = [best]
+            evidence = each[best]
+        self._judged(s, evidence, texts, chosen)
+        supported = evidence.score >= self.threshold
+        if not valid:
+            problems.append("cites no source" + (f"; [{best + 1}] supports it" if supported else ""))
+        elif not supported:
+            others = [j for j in range(len(srcs)) if j not in valid and each[j].score >= self.threshold]
+            if others:
+                alt = max(others, key=lambda j: each[j].score)
+                problems.append(f"cites {_label(valid)}, which does not support it; [{alt + 1}] does")
+        elif len(valid) > 1:
+            problems += [f"cites [{j + 1}], which does not support it" for j in valid
+                         if not each[j].verbatim and each[j].lexical < UNRELATED]
+        if not supported:
+            problems += evidence.problems
+        best_source = best + 1 if each[best].score > 0 else None
+        return SentenceSupport(s.text, s.start, s.end, s.citations, round(evidence.score, 4), supported,
+                               problems, best_source)
