@@ -181,7 +181,6 @@ class Guard:
             with self._lock:
                 if self._grounding is None:
                     from jisik.guard.grounding import GroundingChecker
-
                     from jisik.text.analyzers import get_analyzer
 
                     kwargs: dict[str, Any] = {}
