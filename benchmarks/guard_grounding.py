@@ -147,7 +147,7 @@ SYNONYMS_KO = {
     "빠르게": "신속하게", "신속하게": "빠르게", "구입": "구매", "구매": "구입", "일반적으로": "보통", "보통": "일반적으로",
     "자주": "흔히", "흔히": "자주", "함께": "같이", "대부분": "대다수", "가장": "제일", "많은": "다수의",
     "시작": "개시", "때문에": "까닭에", "통해": "통하여", "다른": "여타", "모든": "전체", "특히": "무엇보다",
-    "다양한": "여러", "여러": "다양한", "증가": "늘어남", "방법": "방식", "방식": "방법", "정도": "가량",
+    "다양한": "여러", "여러": "다양한", "방법": "방식", "방식": "방법", "정도": "가량",
 }
 _ENDINGS_KO = [("했다.", "했습니다."), ("었다.", "었습니다."), ("았다.", "았습니다."), ("였다.", "였습니다."),
                ("이다.", "입니다."), ("있다.", "있습니다."), ("없다.", "없습니다."), ("된다.", "됩니다."),
@@ -162,7 +162,8 @@ def _case(word: str, like: str) -> str:
 def _synonyms(s: str, table: dict[str, str], rng: random.Random, korean: bool) -> tuple[str, int]:
     pattern = (r"(?<![가-힣])(" if korean else r"\b(") + "|".join(sorted(map(re.escape, table), key=len,
                                                                          reverse=True)) + (")" if korean else r")\b")
-    spots = list(re.finditer(pattern, s, flags=0 if korean else re.IGNORECASE))
+    spots = [m for m in re.finditer(pattern, s, flags=0 if korean else re.IGNORECASE)
+             if korean or m.start() == 0 or m.group()[0].islower()]  # a capitalised word inside is a name
     rng.shuffle(spots)
     chosen = sorted(spots[: rng.choice((1, 2))], key=lambda m: m.start(), reverse=True)
     for m in chosen:
@@ -441,6 +442,46 @@ def build_cases(sets: dict[str, list[Passage]], per_set: int, seed: int) -> list
     return cases
 
 
+def build_cross_cases(per_direction: int, seed: int) -> list[Case]:
+    """Answers in one language over sources in the other (MS MARCO's aligned Korean and English passages): a
+    sentence of the passage's translation (supported), the same with a digit changed, and a sentence of a
+    neighbouring passage (both unsupported)."""
+    rng = random.Random(seed + 1)
+    korean = {r["id"]: r["positive"][0] for r in json.loads(MSMARCO_KO.read_text(encoding="utf-8"))}
+    english = {r["id"]: _demojibake(r["positive"] if isinstance(r["positive"], str) else r["positive"][0])
+               for r in json.loads(MSMARCO_EN.read_text(encoding="utf-8"))}
+    ids = sorted(set(korean) & set(english))
+    rng.shuffle(ids)
+    pool = ids[:400]
+    cases: list[Case] = []
+    for answer_lang, answers, sources_by in (("ko", korean, english), ("en", english, korean)):
+        split_all([answers[i] for i in pool])
+        terms = _terms([sources_by[i] for i in pool])
+        made = 0
+        for n, i in enumerate(pool):
+            if made >= per_direction:
+                break
+            own = sentences_of(answers[i])
+            if not own:
+                continue
+            ranked = sorted((j for j in range(len(pool)) if j != n), key=lambda j: -len(terms[n] & terms[j]))
+            distractors, outside = ranked[:2], ranked[2:6]
+            sources = [sources_by[i], *(sources_by[pool[j]] for j in distractors)]
+            rng.shuffle(sources)
+            cite = sources.index(sources_by[i]) + 1
+            items = [Item(rng.choice(own), "translation", False, cite)]
+            changed = next((c for c in (change_digit(x, rng, "number") for x in own) if c), None)
+            if changed:
+                items.append(Item(changed, "number", True, cite))
+            foreign = [x for j in outside for x in sentences_of(answers[pool[j]])]
+            if foreign:
+                items.append(Item(rng.choice(foreign), "foreign", True, cite))
+            for item in items:
+                cases.append(_compose(Case(f"cross-{answer_lang}", answer_lang, sources, [item]), rng))
+            made += 1
+    return cases
+
+
 def _compose(case: Case, rng: random.Random) -> Case:
     """The answer text, each sentence followed by its marker (after the full stop or before it)."""
     parts, spans, pos = [], [], 0
@@ -469,6 +510,7 @@ class Scored:
     flagged: bool  # at the checker's threshold
     problems: list[str]
     pieces: int  # how many checker sentences overlap the labelled one
+    text: str = ""
 
 
 def score_cases(checker: GroundingChecker, cases: Sequence[Case]) -> tuple[list[Scored], list[float]]:
@@ -482,7 +524,7 @@ def score_cases(checker: GroundingChecker, cases: Sequence[Case]) -> tuple[list[
             score = min((x.score for x in mine), default=1.0)
             flagged = any(not x.supported for x in mine)
             rows.append(Scored(case.set, case.language, item.kind, item.unsupported, score, flagged,
-                               [p for x in mine for p in x.problems], len(mine)))
+                               [p for x in mine for p in x.problems], len(mine), item.text))
     return rows, times
 
 
@@ -576,10 +618,15 @@ def sweep(rows: Sequence[Scored], lowest: dict[str, list[float]]) -> list[dict[s
     return out
 
 
-def best_threshold(rows: Sequence[Scored], lowest: dict[str, list[float]], floor: float = 0.99) -> float:
-    """The threshold with the best F1 of "unsupported" among those where every extractive set passes ``floor``."""
-    ok = [e for e in sweep(rows, lowest) if all(v >= floor for k, v in e.items() if k.startswith("pass_"))]
-    return float(max(ok or sweep(rows, lowest), key=lambda e: (e["f1"], -abs(e["threshold"] - 0.6)))["threshold"])
+def best_threshold(rows: Sequence[Scored], lowest: dict[str, list[float]], floor: float = 0.99,
+                   tolerance: float = 0.005) -> float:
+    """The middle of the thresholds whose F1 of "unsupported" is within ``tolerance`` of the best, among those
+    where every extractive set passes ``floor``: the plateau's middle leaves the most room on both sides (lighter
+    rule paraphrases here than a model writes; unsupported sentences whose penalties only just bite)."""
+    entries = sweep(rows, lowest)
+    ok = [e for e in entries if all(v >= floor for k, v in e.items() if k.startswith("pass_"))] or entries
+    top = max(e["f1"] for e in ok)
+    return float(statistics.median_low([e["threshold"] for e in ok if e["f1"] >= top - tolerance]))
 
 
 def timing(times: Sequence[float]) -> dict[str, float]:
@@ -598,7 +645,7 @@ def table(title: str, rows: dict[str, dict[str, Any]], columns: Sequence[str]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="25 passages per set and 60 questions per answer set")
-    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--seed", type=int, default=2024, help="13 was used while the checker was developed")
     parser.add_argument("--per-set", type=int, default=None, help="passages per set (default 75; quick 25)")
     parser.add_argument("--questions", type=int, default=None, help="extractive questions per set (200; quick 60)")
     parser.add_argument("--no-lexical", action="store_true", help="skip the run without an embedder")
@@ -661,6 +708,17 @@ def main() -> None:
     report["threshold_alone"] = alone
     report["leave_one_set_out"] = held_out
 
+    cross_cases = build_cross_cases(per_set // 2, args.seed)
+    cross_rows, _ = score_cases(checker, cross_cases)
+    report["cross_language"] = {"overall": prf(cross_rows), "by_kind": {}}
+    for d in ("cross-ko", "cross-en"):
+        for kind in ("translation", "number", "foreign"):
+            m = [r for r in cross_rows if r.set == d and r.kind == kind]
+            if m:
+                report["cross_language"]["by_kind"][f"{kind} ({d})"] = {
+                    "n": len(m), "flagged": round(sum(r.flagged for r in m) / len(m), 3),
+                    "median_score": round(statistics.median(r.score for r in m), 3)}
+
     if not args.no_lexical:
         lexical = GroundingChecker(embedder=None, analyzer=analyzer)
         lex_rows, lex_times = score_cases(lexical, cases)
@@ -683,6 +741,10 @@ def main() -> None:
     print(table("leave one set out (threshold from the other sets)", held_out, ["threshold", *cols]))
     print(table("sweep", {str(e["threshold"]): e for e in report["sweep"][::5]},
                 ["precision", "recall", "f1", *[f"pass_{k}" for k in lowest]]))
+    cross = report["cross_language"]
+    print(table("across languages (answer ko over en sources, and en over ko; informational, not calibrated on)",
+                {"all": cross["overall"]}, cols))
+    print(table("across languages, per kind", cross["by_kind"], ["n", "flagged", "median_score"]))
     if "lexical" in report:
         lex = report["lexical"]
         print(table("without an embedder", {"all": lex["overall"], **lex["by_language"]}, cols))

