@@ -6,10 +6,12 @@ distinctive words, the exfiltration URL, the base64 blob; ``payload`` in the JSO
 
 - Attacks: ``benchmarks/data/injection/attacks.jsonl`` (Korean, English and mixed; documents and questions;
   direct, indirect inside long benign passages, role play, delimiter and template-token tricks, obfuscated,
-  exfiltration, output hijacks, other languages), written for this benchmark, and
-  ``attacks_heldout.jsonl``, written after the patterns were tuned and reported separately (not tuned on).
+  exfiltration, output hijacks, other languages), written for this benchmark in rounds (``round``): round 1
+  together with the patterns, each later round written fresh, measured, then tuned on. ``attacks_heldout.jsonl``
+  (round 5) was written last and never tuned on: its share is the honest estimate for unseen phrasings.
 - Benign: passages and questions of the shared sets (SQuAD dev, MS MARCO en and ko, Belebele ko, the SEC 10-Q
-  questions and reference answers), read from ``../shared/data`` and never copied, and
+  questions, reference answers and the filings themselves, loaded and chunked as ``jisik ingest`` does), read
+  from ``../shared/data`` and never copied, the repository's ``examples/sample_docs``, and
   ``benign_hard.jsonl``: manuals, policies and FAQs that talk about instructions, modes, passwords and
   prompts without being attacks.
 
@@ -76,7 +78,23 @@ def benign_sets(passages: int, questions: int, seed: int) -> dict[str, list[str]
         rows = list(csv.DictReader(f))
     sets["sec10q questions (en)"] = sample([r["Question"] for r in rows], questions)
     sets["sec10q answers (en)"] = sample([r["Answer"] for r in rows], passages)
+    sets["sec10q filing chunks (en)"] = sample(chunk_texts(DATA / "sec10q" / "docs"), passages)
+    sets["sample_docs chunks (ko, en)"] = chunk_texts(Path(__file__).resolve().parents[1] / "examples" / "sample_docs")
     return sets
+
+
+def chunk_texts(folder: Path) -> list[str]:
+    """The chunks ``jisik ingest`` would make of every file under ``folder`` (800 characters, the default)."""
+    import logging
+
+    from jisik.config import ChunkingConfig, LoaderConfig
+    from jisik.ingest.chunking import chunk_documents
+    from jisik.ingest.loaders import load_file, supported_suffixes
+
+    logging.getLogger("jisik").setLevel(logging.ERROR)  # pages without a text layer: not this benchmark's business
+    docs = [doc for path in sorted(folder.rglob("*")) if path.is_file() and path.suffix.lower() in supported_suffixes()
+            for doc in load_file(path, root=folder, config=LoaderConfig())]
+    return [chunk.text for chunk in chunk_documents(docs, ChunkingConfig(unit="chars"))]
 
 
 def neutralised(row: dict[str, Any]) -> tuple[bool, bool, list[str]]:
@@ -98,7 +116,8 @@ def attack_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for row in rows:
         detected, ok, kinds = neutralised(row)
         found_kinds.update(kinds)
-        for key in ((row["kind"], row["lang"]), (row["kind"], "all"), ("all", row["lang"]), ("all", "all")):
+        keys = [(row["kind"], row["lang"]), (row["kind"], "all"), ("all", row["lang"]), ("all", "all")]
+        for key in [*keys, (f"round {row.get('round', '-')}", row["lang"]), (f"round {row.get('round', '-')}", "all")]:
             by[key].append(ok)
             detected_by[key].append(detected)
         if not ok:
@@ -110,7 +129,7 @@ def attack_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_attacks(title: str, result: dict[str, Any]) -> None:
     table = result["table"]
-    kinds = sorted({k.split("/")[0] for k in table} - {"all"}) + ["all"]
+    kinds = [*sorted({k.split("/")[0] for k in table} - {"all"}, key=lambda k: (k.startswith("round"), k)), "all"]
     langs = [lang for lang in ("en", "ko", "mixed", "all") if any(k.endswith("/" + lang) for k in table)]
     print(f"\n{title}: share neutralised (neutralised/n)")
     print(f"{'kind':16}" + "".join(f"{lang:>16}" for lang in langs))
@@ -177,12 +196,12 @@ def main() -> None:
                                                for t, fs in flagged[: args.show]]}
         total_n += len(texts)
         total_flagged += len(flagged)
-        if "passages" in name or "answers" in name:
+        if "questions" not in name:
             passages_n += len(texts)
             passages_flagged += len(flagged)
         print(f"{name:28}{len(texts):>7}{len(flagged):>9}{share:>8.2%}  {dict(kinds)}  "
               f"{elapsed / max(1, len(texts)):.2f}")
-        for text, fs in flagged[: args.show]:
+        for _, fs in flagged[: args.show]:
             print(f"    {[(f.kind, f.score, f.text[:80]) for f in fs]}")
     report["benign_total"] = {"n": total_n, "flagged": total_flagged,
                               "share": round(total_flagged / max(1, total_n), 4),

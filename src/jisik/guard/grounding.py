@@ -1,52 +1,45 @@
 """Groundedness: is each sentence of an answer said by the sources it cites?
 
 :class:`GroundingChecker` splits an answer into sentences (Kiwi for Korean, via
-:func:`~jisik.text.sentences.split_sentences_batch`), reads each sentence's ``[n]`` markers (a marker belongs
-to the sentence it follows: ``"Returns take 14 days. [1] Shipping is free. [2]"``), strips them and scores the
-sentence against each source, then decides with the sources it cites. Per (sentence, evidence):
+:func:`~jisik.text.sentences.split_sentences_batch`), gives each the ``[n]`` markers it ends with or is followed by
+(``"Returns take 14 days. [1] Shipping is free. [2]"``), strips them, and scores it against each source:
 
 ``lexical``
-    The share of the sentence's content terms (the ``ko-en`` analyser: Kiwi morphemes, English stems)
-    found in the evidence, averaged with the same share for its *weakest clause* (clauses are cut at commas,
-    semicolons, brackets, dashes, English conjunctions and Korean connective endings). A true sentence with an
-    invented clause keeps most of its terms (0.8) but its invented clause has almost none (0.1); a paraphrase
-    loses a term here and there, in every clause alike.
+    The share of the sentence's content terms (the ``ko-en`` analyser: Kiwi morphemes, English stems) found in
+    the evidence, averaged with that share for its *weakest clause* (cut at commas, semicolons, brackets, dashes,
+    English conjunctions, Korean connective endings): an invented clause has almost none of its terms there,
+    while a paraphrase loses a term here and there in every clause alike.
 ``dense``
-    The best cosine between the sentence and a source sentence (or 400-character window of a long one), both
-    embedded as e5 ``query:`` texts (the symmetric use e5 recommends), rescaled from ``[DENSE_FLOOR, 1]`` to
-    ``[0, 1]``. It recognises synonyms and reordering that terms miss.
-``exact-match constraints``
-    Every number of the sentence (``3만 5천`` = ``35,000``, ``1.5 million``, ``%``, ``원``, dates by their
-    parts) must be among the evidence's numbers; every name (Kiwi proper nouns, capitalised Latin words) must
-    occur in it; and each clause must agree on negation (않/못/없/아니/불가, not/never/no/n't/without) with its
-    best-matching source clause. Each violation multiplies the score by its penalty.
+    The best cosine between the sentence and a source sentence (or 400-character window), both embedded as e5
+    ``query:`` texts (e5's symmetric use), rescaled from ``[DENSE_FLOOR, 1]`` to ``[0, 1]``: synonyms, reordering.
+``constraints``
+    Every number (``3만 5천`` = ``35,000``, ``1.5 million``, ``%``, ``원``, dates by their parts) must be among the
+    evidence's numbers, every name (Kiwi proper nouns and unknown nouns, capitalised Latin words) must occur in
+    it, each clause must hold as many negations (않/못/없/아니/불가, not/never/no/n't/without) as the source
+    clause it restates, and no clause or run of :data:`MIN_RUN` words may be missing. Each violation multiplies
+    the score by its penalty (0.5: one takes even a perfect score below the threshold).
 
-``score = (LEXICAL_WEIGHT * lexical + DENSE_WEIGHT * dense) * penalties``, in ``[0, 1]``; without an embedder the
-lexical feature alone. With a ``judge`` (an NLI model or an LLM: ``judge(premise, hypothesis)`` is the
-probability that the premise supports the hypothesis) the base score is averaged with the judge's probability
-(:data:`JUDGE_WEIGHT`); a judge that raises or returns no probability leaves the built-in score and a problem
-saying so. A sentence that is a verbatim quote of its evidence (whitespace and case aside, markers removed)
-scores 1 without further tests: the extractive answerer's sentences are all such quotes. Sentences without
-content words ("다음과 같습니다.") and the not-found message pass trivially.
+``score = (LEXICAL_WEIGHT * lexical + DENSE_WEIGHT * dense) * penalties``; without an embedder, lexical alone.
+A ``judge`` (NLI model or LLM: ``judge(premise, hypothesis)`` = probability the premise supports it) is averaged
+in (:data:`JUDGE_WEIGHT`); a judge that raises or returns no probability leaves the built-in score and a
+problem saying so. A verbatim quote of a cited source (case, spacing and markers aside) scores 1 with no further
+work: every sentence of the extractive answerer is one. Sentences without content words and the not-found
+message pass. Against sources in the other language (a Korean answer from English documents) only meaning and
+numbers can be compared (:data:`CROSS_LANGUAGE_SHIFT`).
 
-A sentence is ``supported`` when the score with its cited sources reaches the threshold. If it is not, and
-another source would support it, the problem says so ("cites [2], which does not support it; [1] does"). A
-sentence that cites nothing is judged against every source ("cites no source; [1] supports it").
-
-Constants were set on ``benchmarks/guard_grounding.py`` (Korean and English, SQuAD, MS MARCO ko/en and
-Belebele ko, with the extractive answerer's own answers): see ``docs/benchmarks.md``.
+A sentence is ``supported`` when its score with the sources it cites reaches the threshold; if not, and another
+source would do, the problem says so ("cites [2], which does not support it; [1] does"). A sentence that cites
+nothing is judged against every source ("cites no source; [1] supports it"). The constants were set with
+``benchmarks/guard_grounding.py`` (Korean and English; docs/benchmarks.md).
 """
-
 from __future__ import annotations
 
 import itertools
 import math
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -61,35 +54,19 @@ from jisik.text.language import text_language
 from jisik.text.sentences import split_sentences_batch
 
 __all__ = [
-    "CROSS_LANGUAGE_SHIFT",
-    "DENSE_FLOOR",
-    "DENSE_WEIGHT",
-    "JUDGE_WEIGHT",
-    "LEXICAL_WEIGHT",
-    "PENALTY_NAME",
-    "PENALTY_NEGATION",
-    "PENALTY_NUMBER",
-    "PENALTY_PART",
-    "THRESHOLD",
-    "GroundingChecker",
-    "Judge",
-    "clause_spans",
-    "count_negations",
-    "cut_at_markers",
-    "extract_numbers",
-    "latin_names",
-    "missing_run",
-    "negation_differs",
-    "number_values",
-    "strip_markers",
+    "CROSS_LANGUAGE_SHIFT", "DENSE_FLOOR", "DENSE_WEIGHT", "JUDGE_WEIGHT", "LEXICAL_WEIGHT", "PENALTY_NAME",
+    "PENALTY_NEGATION", "PENALTY_NUMBER", "PENALTY_PART", "THRESHOLD", "GroundingChecker", "Judge", "clause_spans",
+    "count_negations", "cut_at_markers", "extract_numbers", "latin_names", "missing_run", "negation_differs",
+    "number_values", "strip_markers",
 ]
 
 Judge = Callable[[str, str], float]
 
 # -- constants (benchmarks/guard_grounding.py; docs/benchmarks.md) ---------------------------------------
-# Support a sentence needs. Chosen on all labelled sets together (Korean and English) as the value that
-# maximises the F1 of "unsupported" while the extractive answerer's quotes still pass.
-THRESHOLD = 0.60
+# Support a sentence needs: the middle of the thresholds within 0.005 of the best F1 of "unsupported" on all
+# labelled sets together (Korean and English), among those where >= 99% of extractive answers pass; rounded to
+# 0.05. Every set alone picks 0.66-0.68 (benchmarks/guard_grounding.py, docs/benchmarks.md).
+THRESHOLD = 0.65
 # e5 cosines between sentences ("query:" both sides) sit in a narrow band: unrelated sentences 0.70-0.78,
 # sentences on the same topic 0.80-0.88, a paraphrase 0.93-0.99, the same sentence 1.
 DENSE_FLOOR = 0.80
@@ -110,7 +87,7 @@ UNRELATED = 0.2  # a second cited source holding less of the sentence than this 
 CROSS_LANGUAGE_SHIFT = 0.08
 WINDOWS_PER_SOURCE = 3  # source sentences embedded per answer sentence: those sharing most terms with it
 MAX_CHARS = 400  # longer source sentences are cut into windows (as the extractive answerer does)
-CACHE_SIZE = 4096  # source texts (and window vectors) kept between calls
+CACHE_SIZE = 16384  # source texts and window vectors (384 float32 each for e5-small: 25 MiB) kept between calls
 
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
@@ -134,6 +111,10 @@ _WORD_NUMBERS = {w: float(i) for i, w in enumerate((
 _WORD_NUMBERS |= {"thirty": 30.0, "forty": 40.0, "fifty": 50.0, "sixty": 60.0, "seventy": 70.0, "eighty": 80.0,
                   "ninety": 90.0, "hundred": 100.0, "thousand": 1e3, "dozen": 12.0, "twice": 2.0, "once": 1.0}
 _NUMBER_WORD = re.compile(r"\b(?:" + "|".join(_WORD_NUMBERS) + r")\b", re.IGNORECASE)
+
+
+def _unit(small: str | None, big: str | None, scale: str | None) -> float:
+    return _SMALL.get(small or "", 1.0) * _BIG.get(big or "", 1.0) * _ENGLISH_SCALE.get((scale or "").lower(), 1.0)
 
 
 def _parts(digits: str) -> list[float]:
@@ -172,9 +153,8 @@ def extract_numbers(text: str) -> list[tuple[str, float]]:
         if len(values) != 1:
             found.extend((match.start(), match.start() + len(digits), v, 0.0) for v in values)
             continue
-        unit = _SMALL.get(small or "", 1.0) * _BIG.get(big or "", 1.0) * _ENGLISH_SCALE.get((scale or "").lower(), 1.0)
         end = match.end() if (small or big or scale) else match.start() + len(digits)
-        value, rank = values[0] * unit, _BIG.get(big or "", 1.0)
+        value, rank = values[0] * _unit(small, big, scale), _BIG.get(big or "", 1.0)
         if found and found[-1][3] > rank and not text[found[-1][1]:match.start()].strip():
             start, _, previous, _ = found.pop()  # "1억 2천만": the smaller group adds to the larger one
             found.append((start, end, previous + value, rank))
@@ -195,9 +175,7 @@ def number_values(text: str) -> frozenset[float]:
         parts = _parts(digits)
         values.update(_key(v) for v in parts)
         if len(parts) == 1:
-            first = parts[0] * _SMALL.get(small or "", 1.0)
-            values.update({_key(first), _key(first * _BIG.get(big or "", 1.0)
-                                         * _ENGLISH_SCALE.get((scale or "").lower(), 1.0))})
+            values.update({_key(parts[0] * _unit(small, None, None)), _key(parts[0] * _unit(small, big, scale))})
     values.update(_WORD_NUMBERS[m.group().lower()] for m in _NUMBER_WORD.finditer(text))
     return frozenset(values)
 
@@ -344,16 +322,8 @@ def missing_run(terms: Sequence[str], evidence: frozenset[str]) -> list[str]:
     >>> missing_run(["law", "pass", "long", "public", "debat", "1990"], frozenset({"law", "pass", "1990"}))
     ['long', 'public', 'debat']
     """
-    best: list[str] = []
-    current: list[str] = []
-    for term in terms:
-        if term in evidence or term[:1].isdigit():
-            current = []
-        else:
-            current.append(term)
-            if len(current) > len(best):
-                best = list(current)
-    return best
+    runs = itertools.groupby(terms, key=lambda t: t not in evidence and not t[:1].isdigit())
+    return max((list(run) for missing, run in runs if missing), key=len, default=[])
 
 
 def negation_differs(clauses: Sequence[frozenset[str]], negations: Sequence[int],
@@ -384,8 +354,8 @@ _STOPS = ".!?。"
 
 
 def cut_at_markers(text: str, spans: Sequence[tuple[int, int]], positions: Sequence[int]) -> list[tuple[int, int]]:
-    """Sentence spans cut where a marker stands at a full stop: "etc [3]. Next" or "etc. [3] Next" end a sentence
-    even when the splitter took the stop for an abbreviation's. ``positions`` are where markers were removed.
+    """Sentence spans cut where a marker stands at a full stop or a line end: "etc [3]. Next" and "etc. [3] Next"
+    end a sentence even when the splitter took the stop for an abbreviation's. ``positions``: where markers were.
 
     >>> t = "It has songs, films, etc. Definitions follow."
     >>> [t[s:e] for s, e in cut_at_markers(t, [(0, len(t))], [24])]
@@ -395,8 +365,8 @@ def cut_at_markers(text: str, spans: Sequence[tuple[int, int]], positions: Seque
     for p in positions:
         if p < len(text) and text[p] in _STOPS and p + 1 < len(text) and text[p + 1].isspace():
             cuts.add(p + 1)  # "etc [3]. Next"
-        elif 0 < p < len(text) and text[p - 1] in _STOPS and text[p].isspace():
-            cuts.add(p)  # "etc. [3] Next"
+        elif 0 < p < len(text) and (text[p - 1] in _STOPS and text[p].isspace() or text[p] == "\n"):
+            cuts.add(p)  # "etc. [3] Next", and a list item without a stop: "- 14일 [1]\n- 무료 [2]"
     out: list[tuple[int, int]] = []
     for s, e in spans:
         for cut in sorted(c for c in cuts if s < c < e):
@@ -417,31 +387,15 @@ def _flat(text: str) -> str:
 
 
 # -- internal records -----------------------------------------------------------------------------------
-K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class _Lru(Generic[K, V]):
-    """A bounded, thread-safe LRU map."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._data: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._size:
-                self._data.popitem(last=False)
+def _remember(cache: dict[str, V], key: str, value: V) -> V:
+    """Keep ``value`` in a bounded cache, emptied when full (dict writes are atomic: threads may share it)."""
+    if len(cache) >= CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,14 +403,13 @@ class _Clauses:
     texts: tuple[str, ...]
     ordered: tuple[tuple[str, ...], ...]  # each clause's content terms in text order
     negations: tuple[int, ...]
+    terms: tuple[frozenset[str], ...] = ()
+    all_terms: frozenset[str] = frozenset()
 
-    @property
-    def terms(self) -> tuple[frozenset[str], ...]:
-        return tuple(frozenset(t) for t in self.ordered)
-
-    @property
-    def all_terms(self) -> frozenset[str]:
-        return frozenset(t for clause in self.ordered for t in clause)
+    @classmethod
+    def of(cls, texts: Sequence[str], ordered: Sequence[tuple[str, ...]]) -> _Clauses:
+        return cls(tuple(texts), tuple(ordered), tuple(count_negations(c) for c in texts),
+                   tuple(frozenset(t) for t in ordered), frozenset(t for clause in ordered for t in clause))
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +450,11 @@ def _label(sources: Iterable[int]) -> str:
     return "[" + ", ".join(str(j + 1) for j in sources) + "]"
 
 
+def _missing_numbers(text: str, srcs: Sequence[_Source], chosen: Sequence[int]) -> list[str]:
+    values = frozenset().union(*(srcs[j].numbers for j in chosen))
+    return list(dict.fromkeys(surface for surface, value in extract_numbers(text) if _key(value) not in values))
+
+
 def _share(terms: frozenset[str], evidence: frozenset[str]) -> float:
     return len(terms & evidence) / len(terms) if terms else 1.0
 
@@ -523,18 +481,20 @@ class GroundingChecker:
     """Scores each sentence of an answer against the numbered sources (``sources[i]`` is ``[i + 1]``).
 
     ``embedder`` None scores with terms and constraints only (weaker on paraphrase). ``judge`` is optional;
-    see the module docstring for the method and :data:`THRESHOLD` for the default ``threshold``.
+    see the module docstring for the method and :data:`THRESHOLD` for the default ``threshold``. Embedders other
+    than multilingual e5 have other cosine bands: pass ``dense_floor`` (0.0 for the hashing test embedder).
     """
 
     def __init__(self, *, embedder: Embedder | None, analyzer: Analyzer, threshold: float = THRESHOLD,
-                 judge: Judge | None = None) -> None:
+                 judge: Judge | None = None, dense_floor: float = DENSE_FLOOR) -> None:
         self.embedder = embedder
         self.analyzer = analyzer
         self.threshold = threshold
         self.judge = judge
-        self._sources: _Lru[str, _Source] = _Lru(CACHE_SIZE)
-        self._vectors: _Lru[str, Vectors] = _Lru(CACHE_SIZE * 8)
-        self._flats: _Lru[str, str] = _Lru(CACHE_SIZE)
+        self.dense_floor = dense_floor
+        self._sources: dict[str, _Source] = {}
+        self._vectors: dict[str, Vectors] = {}  # source windows
+        self._flats: dict[str, str] = {}
 
     def check(self, answer: str, sources: Sequence[str], *, language: str = "auto") -> list[SentenceSupport]:
         """Support of each sentence of ``answer``: ``check_batch([answer], [sources])[0]``."""
@@ -573,10 +533,7 @@ class GroundingChecker:
 
     def _flat(self, text: str) -> str:
         cached = self._flats.get(text)
-        if cached is None:
-            cached = _flat(text)
-            self._flats.put(text, cached)
-        return cached
+        return cached if cached is not None else _remember(self._flats, text, _flat(text))
 
     # -- preparation ------------------------------------------------------------------------------------
     def _sentences(self, answers: Sequence[str]) -> list[list[_Sentence]]:
@@ -601,14 +558,8 @@ class GroundingChecker:
 
     def _prepare(self, texts: Sequence[str]) -> dict[str, _Source]:
         """Windows, clause terms, numbers and words of each source text (cached by text)."""
-        prepared: dict[str, _Source] = {}
-        missing = []
-        for text in dict.fromkeys(texts):
-            cached = self._sources.get(text)
-            if cached is None:
-                missing.append(text)
-            else:
-                prepared[text] = cached
+        prepared = {t: self._sources[t] for t in dict.fromkeys(texts) if t in self._sources}
+        missing = [t for t in dict.fromkeys(texts) if t not in prepared]
         if not missing:
             return prepared
         windows: list[list[str]] = []
@@ -625,8 +576,7 @@ class GroundingChecker:
             words = frozenset(m.group().casefold() for m in re.finditer(r"\w+", _fold(text)))
             source = _Source(self._flat(text), tuple(group), mine, window_terms, frozenset().union(*window_terms),
                              number_values(text), words, text_language(text))
-            self._sources.put(text, source)
-            prepared[text] = source
+            prepared[text] = _remember(self._sources, text, source)
         return prepared
 
     def _clauses(self, texts: Sequence[str]) -> list[_Clauses]:
@@ -636,8 +586,8 @@ class GroundingChecker:
         analysed = self.analyzer.analyze_batch(flat) if flat else []
         out, pos = [], 0
         for group in split:
-            ordered = tuple(tuple(t for t in analysed[pos + i] if t not in DISCOURSE_TERMS) for i in range(len(group)))
-            out.append(_Clauses(tuple(group), ordered, tuple(count_negations(c) for c in group)))
+            out.append(_Clauses.of(group, [tuple(t for t in analysed[pos + i] if t not in DISCOURSE_TERMS)
+                                           for i in range(len(group))]))
             pos += len(group)
         return out
 
@@ -683,7 +633,7 @@ class GroundingChecker:
             for wanted_key, text in wanted.items():
                 vectors[wanted_key] = rows[text]
                 if isinstance(wanted_key, str):
-                    self._vectors.put(wanted_key, rows[text])
+                    _remember(self._vectors, wanted_key, rows[text])
         return vectors
 
     # -- scoring ----------------------------------------------------------------------------------------
@@ -718,16 +668,14 @@ class GroundingChecker:
         # dense: the best source sentence
         if vector is not None and windows:
             cosines = np.array([float(vector @ vectors[w]) for w, _ in windows if w in vectors] or [0.0])
-            dense = float(dense_feature([cosines.max()], DENSE_FLOOR)[0])
+            dense = float(dense_feature([cosines.max()], self.dense_floor)[0])
             base = LEXICAL_WEIGHT * lexical + DENSE_WEIGHT * dense
         else:
             base = lexical
         # exact-match constraints
-        values = frozenset().union(*(srcs[j].numbers for j in chosen))
-        for surface, value in dict.fromkeys(extract_numbers(s.text)):
-            if _key(value) not in values:
-                problems.append(f"number {surface} not in {label}")
-                penalty *= PENALTY_NUMBER
+        numbers = _missing_numbers(s.text, srcs, chosen)
+        problems += [f"number {n} not in {label}" for n in numbers]
+        penalty *= PENALTY_NUMBER ** len(numbers)
         words = frozenset().union(*(srcs[j].words for j in chosen))
         for name in dict.fromkeys(s.names):
             if not _name_in(name, flat, words):
@@ -748,32 +696,29 @@ class GroundingChecker:
         if vector is None or not windows:
             return _Evidence(0.0, 0.0, 0.0, [f"in another language than {label}, and no embedder to compare meaning"])
         best = max(float(vector @ vectors[w]) for w in windows)
-        base = float(dense_feature([best + CROSS_LANGUAGE_SHIFT], DENSE_FLOOR)[0])
-        problems, penalty = [], 1.0
-        values = frozenset().union(*(srcs[j].numbers for j in chosen))
-        for surface, value in dict.fromkeys(extract_numbers(s.text)):
-            if _key(value) not in values:
-                problems.append(f"number {surface} not in {label}")
-                penalty *= PENALTY_NUMBER
+        base = float(dense_feature([best + CROSS_LANGUAGE_SHIFT], self.dense_floor)[0])
+        numbers = _missing_numbers(s.text, srcs, chosen)
+        problems = [f"number {n} not in {label}" for n in numbers]
+        penalty = PENALTY_NUMBER ** len(numbers)
         if base * penalty < self.threshold:
             problems.append(f"compared with {label} across languages, by meaning and numbers only")
         return _Evidence(base * penalty, base, base, problems)
 
-    def _judged(self, s: _Sentence, evidence: _Evidence, texts: Sequence[str], chosen: Sequence[int]) -> None:
-        """Mix the judge's probability into ``evidence`` (in place); a failure leaves a problem, never a pass."""
+    def _judged(self, s: _Sentence, evidence: _Evidence, texts: Sequence[str], chosen: Sequence[int]) -> str | None:
+        """Mix the judge's probability into ``evidence`` (in place); a failure is returned as a problem."""
         if self.judge is None or evidence.verbatim:
-            return
+            return None
         premise = "\n\n".join(texts[j] for j in chosen)
         try:
             probability = float(self.judge(premise, s.text))
             if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
                 raise ValueError(f"returned {probability}, not a probability")
         except Exception as exc:  # any failure of a model or a server: fall back, and say so
-            evidence.problems.append(f"judge failed ({type(exc).__name__}: {exc}); built-in score used")
-            return
+            return f"judge failed ({type(exc).__name__}: {exc}); built-in score used"
         penalty = evidence.score / evidence.base if evidence.base > 0 else 1.0
         mixed = (1 - JUDGE_WEIGHT) * evidence.base + JUDGE_WEIGHT * probability
         evidence.base, evidence.score = mixed, mixed * penalty
+        return None
 
     def _support(self, s: _Sentence, srcs: Sequence[_Source], texts: Sequence[str], vector: Vectors | None,
                  vectors: dict[object, Vectors]) -> SentenceSupport:
@@ -793,7 +738,9 @@ class GroundingChecker:
         else:
             chosen = [best]
             evidence = each[best]
-        self._judged(s, evidence, texts, chosen)
+        failure = self._judged(s, evidence, texts, chosen)
+        if failure:
+            problems.append(failure)
         supported = evidence.score >= self.threshold
         if not valid:
             problems.append("cites no source" + (f"; [{best + 1}] supports it" if supported else ""))
@@ -802,12 +749,11 @@ class GroundingChecker:
             if others:  # what is wrong is the citation: the reasons [n] fails would only distract
                 alt = max(others, key=lambda j: each[j].score)
                 problems.append(f"cites {_label(valid)}, which does not support it; [{alt + 1}] does")
-                evidence.problems = [p for p in evidence.problems if p.startswith("judge failed")]
         elif len(valid) > 1:
             problems += [f"cites [{j + 1}], which does not support it" for j in valid
                          if not each[j].verbatim and each[j].lexical < UNRELATED]
-        if not supported:
-            problems += evidence.problems
+        if not supported and not problems[-1:] or not supported and "which does not support it;" not in problems[-1]:
+            problems += evidence.problems or [f"weakly supported by {_label(chosen)} (score {evidence.score:.2f})"]
         best_source = best + 1 if each[best].score > 0 else None
         return SentenceSupport(s.text, s.start, s.end, s.citations, round(evidence.score, 4), supported,
                                problems, best_source)
