@@ -139,7 +139,7 @@ class KnowledgeBase:
         """Load what the first question would: the embedder (one query through it), the analyzer, the
         indexes and the LLM (``llm`` spec, default ``[llm]``), so a server's first request is not slow."""
         self.embedder.embed_queries(["warm-up"])
-        self.analyzer.analyze_batch(["warm-up"])
+        self.analyzer.analyze_batch(["warm-up", "준비 운동"])  # Hangul: Kiwi loads now, not on the first question
         if not self.store.is_empty():
             self._bind()
         with self.store.reader():

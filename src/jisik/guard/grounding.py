@@ -365,7 +365,7 @@ def cut_at_markers(text: str, spans: Sequence[tuple[int, int]], positions: Seque
     for p in positions:
         if p < len(text) and text[p] in _STOPS and p + 1 < len(text) and text[p + 1].isspace():
             cuts.add(p + 1)  # "etc [3]. Next"
-        elif 0 < p < len(text) and (text[p - 1] in _STOPS and text[p].isspace() or text[p] == "\n"):
+        elif 0 < p < len(text) and ((text[p - 1] in _STOPS and text[p].isspace()) or text[p] == "\n"):
             cuts.add(p)  # "etc. [3] Next", and a list item without a stop: "- 14일 [1]\n- 무료 [2]"
     out: list[tuple[int, int]] = []
     for s, e in spans:
@@ -742,17 +742,19 @@ class GroundingChecker:
         if failure:
             problems.append(failure)
         supported = evidence.score >= self.threshold
+        miscited = False
         if not valid:
             problems.append("cites no source" + (f"; [{best + 1}] supports it" if supported else ""))
         elif not supported:
             others = [j for j in range(len(srcs)) if j not in valid and each[j].score >= self.threshold]
-            if others:  # what is wrong is the citation: the reasons [n] fails would only distract
+            miscited = bool(others)  # then what is wrong is the citation: why [n] fails would only distract
+            if others:
                 alt = max(others, key=lambda j: each[j].score)
                 problems.append(f"cites {_label(valid)}, which does not support it; [{alt + 1}] does")
         elif len(valid) > 1:
             problems += [f"cites [{j + 1}], which does not support it" for j in valid
                          if not each[j].verbatim and each[j].lexical < UNRELATED]
-        if not supported and not problems[-1:] or not supported and "which does not support it;" not in problems[-1]:
+        if not supported and not miscited:
             problems += evidence.problems or [f"weakly supported by {_label(chosen)} (score {evidence.score:.2f})"]
         best_source = best + 1 if each[best].score > 0 else None
         return SentenceSupport(s.text, s.start, s.end, s.citations, round(evidence.score, 4), supported,

@@ -147,6 +147,7 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
                               "and a knowledge-base API. Errors are `{\"error\": {message, type, code, param, hint}}`.")
     app.state.context = context
     errors.install(app)
+    _complete_schema(app)
     app.include_router(openai_api.router)
     app.include_router(kb_api.router)
 
@@ -176,6 +177,41 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Jisik-Session"])
     return app
+
+
+def _complete_schema(app: Any) -> None:
+    """What FastAPI's generated schema lacks: the streamed chunk's model (SSE routes reference it), the key
+    schemes, and no 422 responses (validation errors are 400 here, in the OpenAI shape)."""
+    from jisik.serve.schemas import ChatCompletionChunk
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return dict(app.openapi_schema)
+        schema: dict[str, Any] = generate()
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        chunk = ChatCompletionChunk.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in chunk.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas["ChatCompletionChunk"] = chunk
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                operation.get("responses", {}).pop("422", None)
+                if path not in ("/healthz", "/readyz"):
+                    operation["security"] = [{"bearer": []}, {"apiKey": []}, {}]  # {}: open mode on loopback
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
 
 
 def app_from_environment() -> Any:

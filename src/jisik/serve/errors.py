@@ -89,7 +89,10 @@ def _validation_message(exc: RequestValidationError) -> tuple[str, str | None]:
     if not problems:
         return "the request is not valid", None
     first = problems[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
+    loc = list(first.get("loc", ()))
+    if loc and loc[0] in ("body", "query", "path", "header"):  # where it was; a field may be named "query"
+        loc = loc[1:]
+    location = [str(part) for part in loc]
     param = ".".join(location) or None
     if first.get("type") == "json_invalid":
         return "the request body is not valid JSON: " + str(first.get("ctx", {}).get("error", first["msg"])), None
@@ -125,6 +128,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, ApiError):  # raised while the body arrived (too large): FastAPI wrapped it
+            return await _api_error(request, exc.__cause__)
         messages = {404: f"no such endpoint: {request.method} {request.url.path}",
                     405: f"{request.method} is not allowed on {request.url.path}"}
         message = messages.get(exc.status_code, str(exc.detail))
@@ -144,6 +149,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {400: "invalid request (bad JSON, wrong types, bad values)",
                                 401: "missing, unknown, revoked or expired API key",
                                 404: "no such knowledge base, model, document or job (or not visible to this key)",
+                                413: "the request body is over the limit (--max-body-mb, --max-upload-mb)",
                                 500: "a bug; the server log has the details"}.items()
 }
 

@@ -20,7 +20,7 @@ from jisik.serve.auth import Caller, Principal, require
 from jisik.serve.errors import ApiError, responses, status_of
 from jisik.serve.jobs import UPLOADS, safe_filename
 from jisik.serve.openai_api import start_answer
-from jisik.serve.state import ALL_KBS, Job, parse_duration
+from jisik.serve.state import ALL_KBS, Job
 from jisik.serve.streaming import SSE_HEADERS, iterate_in_thread, sse
 
 router = APIRouter(prefix="/api", tags=["knowledge bases"])
@@ -121,7 +121,7 @@ def _limit_body(request: Request, limit: int) -> None:
              responses=responses(403, 409, 413, 503),
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                  "type": "object", "required": ["files"], "properties": {"files": {
-                     "type": "array", "items": {"type": "string", "format": "binary"}}}}}}}})
+                     "type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}}}}}}}})
 async def upload_documents(kb: str, request: Request,
                            principal: Caller) -> schemas.JobBody:
     """Upload files (multipart field ``files``) and ingest them in the background: 202 with the job to follow."""
@@ -314,8 +314,7 @@ def create_key(body: schemas.CreateKey, request: Request,
     else:
         require(context, principal, body.kb, "admin")
     plain, key = context.state.create_key(kb=body.kb, role=body.role, name=body.name,
-                                          expires_in=parse_duration(f"{body.expires_in_days}d")
-                                          if body.expires_in_days else None)
+                                          expires_in=body.expires_in_days * 86400 if body.expires_in_days else None)
     return schemas.CreatedKey(key=plain, **key.to_dict())
 
 

@@ -209,7 +209,8 @@ class KBList(BaseModel):
 
 
 class CreateKB(_Request):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^\w[\w.-]*$",
+                      description="letters (any script), digits, _ . -; starts with a letter or digit")
 
 
 class DocumentInfo(_Body):
@@ -228,7 +229,7 @@ class Deleted(BaseModel):
 
 
 class SearchRequest(_Request):
-    query: str = Field(min_length=1, max_length=100_000)
+    query: str = Field(min_length=1, max_length=10_000, pattern=r"\S")
     mode: SearchMode | None = None
     k: K = None
     filters: Filters = None
@@ -252,7 +253,8 @@ class HistoryTurn(_Request):
 
 
 class AskRequest(_Request):
-    question: str = Field(max_length=1_000_000)
+    question: str = Field(min_length=1, max_length=1_000_000, pattern=r"\S",
+                          description="over [answer] max_question_chars (4,000 by default) is refused with a 400")
     history: list[HistoryTurn] = Field(default_factory=list, max_length=100)
     k: K = None
     mode: SearchMode | None = None

@@ -33,6 +33,7 @@ from jisik.embed.e5fast.modelfile import ModelFile, WordEmbeddings, tensor
 from jisik.embed.e5fast.tokenizer import windows
 
 F32 = npt.NDArray[np.float32]
+SMALL_CALL_TEXTS = 8  # calls with at most this many texts skip the worker pool (see embed_chunks)
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,9 @@ class Encoder:
         token ids however many texts come in.
         """
         out = np.zeros((n_texts, self.hidden), dtype=np.float32)
-        pool = self._executor() if self.workers > 1 else None
+        # A few texts (a search query, an answer's sentences) run in the caller's thread: the shared pool is
+        # first-in first-out, and a query queued behind an ingest's document batches waited seconds for it.
+        pool = self._executor() if self.workers > 1 and n_texts > SMALL_CALL_TEXTS else None
         previous: list[tuple[list[Segment], Future[F32]]] = []
         for first, contents in chunks:
             segs = segments(contents, self.max_content, *self._specials, first_text=first)
