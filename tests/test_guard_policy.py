@@ -195,3 +195,22 @@ def test_messages_in_memory_are_labels_for_later_turns(tmp_path: Path) -> None:
     chat.ask(f"제 번호는 {PHONE}입니다. 반품 가능?")
     chat.ask("그럼 환불은요?")
     assert all(PHONE not in m.content for m in llm.calls[-1] if isinstance(m, Message))
+
+
+def test_a_judge_that_is_down_falls_back_and_says_so(tmp_path: Path) -> None:
+    from jisik.errors import LLMUnavailableError
+    from jisik.guard.policy import llm_judge
+
+    class DownLLM(FakeLLM):
+        def generate(self, messages, options):  # type: ignore[no-untyped-def, override]
+            raise LLMUnavailableError("the judge server is down")
+
+    judge = llm_judge(DownLLM())
+    with pytest.raises(LLMUnavailableError):
+        judge("반품은 14일 이내", "반품은 14일 이내입니다")
+    guard = Guard(GuardConfig(grounding="annotate"), remote_llm=False, judge=judge)
+    # not a verbatim quote, so the judge is asked (quotes pass without it)
+    supports = guard.ground("반품 신청은 받은 날부터 14일 이내에 할 수 있습니다 [1].",
+                            ["반품은 상품을 받은 날부터 14일 이내에 신청할 수 있습니다."], "ko")
+    assert any("judge failed" in p for s in supports for p in s.problems), supports
+    assert llm_judge(FakeLLM(["yes"]))("p", "h") == 1.0 and llm_judge(FakeLLM(["no"]))("p", "h") == 0.0

@@ -361,8 +361,13 @@ class KnowledgeBase:
             remote = bool(url) and llm_is_remote(LLMConfig(backend="openai", url=str(url)))
         with self._parts_lock:
             if remote not in self._guards:
+                judge = None
+                if self.config.guard.grounding_judge:  # an LLM that rates each sentence too (slower, stronger)
+                    from jisik.guard.policy import llm_judge
+
+                    judge = llm_judge(self._resolve_llm(self.config.guard.grounding_judge))
                 self._guards[remote] = Guard(self.config.guard, remote_llm=remote, embedder=self.embedder,
-                                             analyzer=self.analyzer)
+                                             analyzer=self.analyzer, judge=judge)
             return self._guards[remote]
 
     def _resolve_llm(self, llm: str | LLM | None) -> LLM | None:

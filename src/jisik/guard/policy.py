@@ -86,6 +86,26 @@ def llm_is_remote(settings: Any) -> bool:
         return True
 
 
+def llm_judge(llm: Any) -> Callable[[str, str], float]:
+    """A groundedness judge over an LLM backend: (premise, hypothesis) → 1.0 when the model says the passage
+    supports the statement, 0.0 when it says not. A backend that fails raises; the checker then falls back to its
+    own score and says so in the sentence's problems (never a silent pass)."""
+    from jisik.generate.llms.base import GenerationOptions, Message
+
+    def judge(premise: str, hypothesis: str) -> float:
+        prompt = ("Passage:\n" + premise[:6000] + "\n\nStatement: " + hypothesis +
+                  "\n\nDoes the passage support every fact in the statement? Answer only yes or no.")
+        reply = llm.generate([Message("user", prompt)], GenerationOptions(temperature=0.0, max_tokens=4)).text
+        word = reply.strip().lower()
+        if word.startswith(("yes", "예", "네")):
+            return 1.0
+        if word.startswith(("no", "아니")):
+            return 0.0
+        raise ValueError(f"the judge answered {reply[:40]!r}, not yes or no")
+
+    return judge
+
+
 def redact_label(entity_type: str, language: str) -> str:
     """The ``[label]`` a redacted value becomes.
 
@@ -186,7 +206,10 @@ class Guard:
                     kwargs: dict[str, Any] = {}
                     if self.config.grounding_threshold is not None:
                         kwargs["threshold"] = self.config.grounding_threshold
-                    self._grounding = GroundingChecker(embedder=self.embedder,
+                    # the dense evidence is calibrated on e5's cosine scale; other embedders (other scales, the
+                    # hashing fake) use the lexical evidence alone, which scores nearly as well (docs/benchmarks.md)
+                    calibrated = str(getattr(self.embedder, "model", "")) in RELEVANCE_FLOORS
+                    self._grounding = GroundingChecker(embedder=self.embedder if calibrated else None,
                                                        analyzer=self.analyzer or get_analyzer("ko-en"),
                                                        judge=self.judge, **kwargs)
         return self._grounding
