@@ -28,14 +28,19 @@ Filters = Annotated[list[Annotated[str, Field(max_length=1000)]] | None, Field(
 K = Annotated[int | None, Field(None, ge=1, le=100, description="chunks to retrieve")]
 
 
-class Citation(_Body):
-    number: int = Field(description="the n of the [n] marker in the text")
+class _Located(_Body):
+    """Where a chunk comes from: the fields citations, hits and passages share."""
+
     chunk_id: int
     doc_id: str
     source: str
     title: str | None = None
     page: int | None = None
     section: str | None = None
+
+
+class Citation(_Located):
+    number: int = Field(description="the n of the [n] marker in the text")
     span: list[int] = Field(description="[start, end]: the cited characters' offsets in the document")
     quote: str = Field(description="the cited text")
     score: float
@@ -43,15 +48,9 @@ class Citation(_Body):
     cited: bool = True
 
 
-class Hit(_Body):
-    chunk_id: int
+class Hit(_Located):
     score: float
     text: str
-    doc_id: str
-    source: str
-    title: str | None = None
-    page: int | None = None
-    section: str | None = None
     span: list[int]
     metadata: dict[str, Any] = Field(default_factory=dict)
     scores: dict[str, float] = Field(default_factory=dict)
@@ -290,14 +289,8 @@ class AnswerBody(_Body):
     guard: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class Passage(BaseModel):
-    chunk_id: int
+class Passage(_Located):
     text: str
-    doc_id: str
-    source: str
-    title: str | None = None
-    page: int | None = None
-    section: str | None = None
     span: list[int] = Field(description="[start, end] of the chunk in its document")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
