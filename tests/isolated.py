@@ -86,5 +86,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     for report in run_in_child(item):
         item.ihook.pytest_runtest_logreport(report=report)
+    # Fixtures this process set up for earlier tests (module- or class-scoped) are torn down as the normal
+    # protocol would: without this, an isolated test that is last in its module left the module's fixtures set
+    # up, and the next module's first test failed with "previous item was not torn down properly".
+    item.session._setupstate.teardown_exact(nextitem)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
