@@ -54,7 +54,8 @@ def test_an_isolated_test_last_in_its_module_tears_the_module_down(tmp_path: Pat
     module's first test failed with "previous item was not torn down properly"."""
     (tmp_path / "test_a.py").write_text(
         "import pytest\n\n@pytest.fixture(scope='module')\ndef resource():\n    yield 1\n\n"
-        "def test_uses(resource):\n    assert resource == 1\n\n@pytest.mark.isolated\ndef test_last():\n    assert True\n")
+        "def test_uses(resource):\n    assert resource == 1\n\n"
+        "@pytest.mark.isolated\ndef test_last():\n    assert True\n")
     (tmp_path / "test_b.py").write_text("def test_first():\n    assert True\n")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("JISIK_ISOLATED_CHILD", None)
