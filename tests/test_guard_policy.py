@@ -214,3 +214,12 @@ def test_a_judge_that_is_down_falls_back_and_says_so(tmp_path: Path) -> None:
                             ["반품은 상품을 받은 날부터 14일 이내에 신청할 수 있습니다."], "ko")
     assert any("judge failed" in p for s in supports for p in s.problems), supports
     assert llm_judge(FakeLLM(["yes"]))("p", "h") == 1.0 and llm_judge(FakeLLM(["no"]))("p", "h") == 0.0
+
+
+def test_output_mask_covers_extractive_answers_and_their_quotes(tmp_path: Path) -> None:
+    kb = make_kb(tmp_path, pii_output="mask")
+    answer = kb.ask("고객센터 번호는 무엇인가요?")  # extractive: it quotes the document with the number
+    shown = json.dumps([answer.text, [c.quote for c in answer.citations], [s.quote for s in answer.sources]],
+                       ensure_ascii=False)
+    assert "02-555-0101" not in shown and "0101" in shown
+    assert any(d["place"] == "output" and d["action"] == "mask" for d in answer.guard)

@@ -170,6 +170,8 @@ class Answerer:
         elif self.llm is None:
             used = list(hits)
             pieces = self._extractive(standalone, used, lang, spans)
+            if self.guard is not None and guarded is not None:  # quotes face the output policy too
+                pieces = self.guard.output(pieces, guarded.placeholders, decisions)
         elif self.guard is not None and guarded is not None:
             prompt_hits = self.guard.context(hits, guarded.placeholders, decisions)
             kept = [(hit, shown) for hit, shown in zip(hits, prompt_hits, strict=True) if shown is not None]
@@ -199,6 +201,7 @@ class Answerer:
         answer = self._finish(raw, question, standalone, lang, used, spans, usage, clock)
         if self.guard is not None:
             self._ground(answer, used, lang, spans, decisions)
+            self.guard.quotes(answer.citations, answer.sources, decisions)
             answer.guard = [d.to_dict() for d in decisions]
         if self.llm is not None and usage.completion_tokens == 0 and raw:
             usage.completion_tokens = self.llm.count_tokens([raw])[0]

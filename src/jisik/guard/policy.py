@@ -369,6 +369,13 @@ class Guard:
         restored = placeholders.restore(text)
         return self.screen(restored, "output", None, decisions) if screen else restored
 
+    def quotes(self, citations: Sequence[Any], sources: Sequence[Any], decisions: list[GuardDecision]) -> None:
+        """The quotes users see under an answer, through the ``output`` policy (when it is not ``allow``)."""
+        if not self.config.pii or all(self.action(t, "output") == "allow" for t in self._types()):
+            return
+        for citation in [*citations, *sources]:
+            citation.quote = self.screen(citation.quote, "output", None, decisions)
+
     def ground(self, text: str, sources: Sequence[str], language: str) -> list[SentenceSupport]:
         """Support of each sentence of ``text`` by the numbered ``sources``."""
         supports: list[SentenceSupport] = self.grounding.check(text, list(sources), language=language)
