@@ -113,3 +113,29 @@ def test_names_binding_and_library_errors(tmp_path: Path) -> None:
         Library([], root=tmp_path / "missing")
     with pytest.raises(ConfigError, match="cannot create knowledge bases"):
         Library([]).create("new")
+
+
+def test_guard_block_is_a_400_before_the_stream_and_shutdown_waits_for_loading(
+        tmp_path: Path, fake_embedder_env: None, caplog: pytest.LogCaptureFixture) -> None:
+    """The app in process (FastAPI's TestClient): a question a `block` policy refuses is a 400 `guard_blocked`, not
+    an error inside a 200 stream; stopping the app while the models still load logs no traceback."""
+    from fastapi.testclient import TestClient
+
+    from jisik.kb import KnowledgeBase
+    from jisik.records import Document
+    from jisik.serve.app import create_app
+
+    kb = KnowledgeBase.init(tmp_path / "kb")
+    kb.add_documents([Document(doc_id="faq", source="faq.md", text="반품은 14일 이내에 신청할 수 있습니다.")])
+    kb.close()
+    toml = tmp_path / "kb" / "jisik.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace("pii_overrides = {  }",
+                                                             'pii_overrides = { PHONE = "block" }'), encoding="utf-8")
+    app = create_app(ServerSettings(kbs=[("kb", tmp_path / "kb")], state_db=tmp_path / "server.db"))
+    with TestClient(app) as client:
+        question = {"role": "user", "content": "제 번호 010-2345-6789로 연락"}
+        response = client.post("/v1/chat/completions",
+                               json={"model": "jisik/kb", "stream": True, "messages": [question]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "guard_blocked"
+    assert "010-2345-6789" not in response.text
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"

@@ -99,7 +99,7 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
     """The FastAPI application for ``settings``."""
     from jisik._lazy import require
 
-    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("multipart", "python-multipart")):
+    for module, package in (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("python_multipart", "python-multipart")):
         require(module, extra="serve", package=package)
     import anyio.to_thread
     from fastapi import FastAPI
@@ -134,8 +134,11 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
                 context.warm_error = str(exc)
                 log.exception("loading the models failed")
 
-        threading.Thread(target=warm, name="jisik-warm", daemon=True).start()
+        warming = threading.Thread(target=warm, name="jisik-warm", daemon=True)
+        warming.start()
         yield
+        # stopped while the models were still loading: let that finish before the stores close under it
+        await anyio.to_thread.run_sync(warming.join, 120)
         say("stopping: finishing running ingest jobs" if context.jobs.busy else "stopping")
         await anyio.to_thread.run_sync(context.jobs.shutdown, settings.shutdown_grace)
         library.close()
