@@ -187,11 +187,8 @@ class Guard:
                 if self._pii is None:
                     from jisik.guard.pii import PiiDetector
 
-                    types = list(self.config.pii_types)
-                    types += [t for t, on in (("PERSON", self.config.pii_names),
-                                              ("ADDRESS", self.config.pii_addresses)) if on and t not in types]
-                    self._pii = PiiDetector(types=types, names=self.config.pii_names or "PERSON" in types,
-                                            addresses=self.config.pii_addresses or "ADDRESS" in types,
+                    types = self._types()
+                    self._pii = PiiDetector(types=types, names="PERSON" in types, addresses="ADDRESS" in types,
                                             allowlist=self.config.pii_allowlist, min_score=self.config.pii_min_score)
         return self._pii
 
@@ -343,8 +340,9 @@ class Guard:
         return out
 
     def _types(self) -> list[str]:
-        return [*self.config.pii_types, *(["PERSON"] if self.config.pii_names else []),
-                *(["ADDRESS"] if self.config.pii_addresses else [])]
+        """The entity types in use: ``pii_types`` plus names and addresses when switched on."""
+        extra = [t for t, on in (("PERSON", self.config.pii_names), ("ADDRESS", self.config.pii_addresses)) if on]
+        return list(dict.fromkeys([*self.config.pii_types, *extra]))
 
     # -- the answer -----------------------------------------------------------------------------------------
     def output(self, pieces: Iterator[str], placeholders: Placeholders,

@@ -175,7 +175,8 @@ def create_app(settings: ServerSettings, *, report: Callable[[str], None] | None
         def index() -> FileResponse:
             return FileResponse(str(static / "index.html"), headers={"Cache-Control": "no-cache"})
 
-    app.add_middleware(_RequestLog, max_body=int(settings.max_body_mb * 1e6), worker_header=settings.workers > 1)
+    app.add_middleware(_RequestLog, max_body=int(settings.max_body_mb * 1e6),
+                       max_upload=int(settings.max_upload_mb * 1e6), worker_header=settings.workers > 1)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Jisik-Session"])
@@ -236,15 +237,20 @@ def _version() -> str:
 
 
 class _RequestLog:
-    """Pure ASGI middleware: one JSON access-log line per request, and the JSON body size limit.
+    """Pure ASGI middleware: one JSON access-log line per request, and the body size limits (uploads and JSON),
+    checked on Content-Length and again as the body arrives (a chunked body declares none).
 
     The line holds method, path (never the query string: it may hold a key someone pasted), status,
     milliseconds, the key's id and the knowledge base — no key, question or document text.
     """
 
-    def __init__(self, app: Any, *, max_body: int, worker_header: bool = False) -> None:
+    def __init__(self, app: Any, *, max_body: int, max_upload: int, worker_header: bool = False) -> None:
+        from jisik.serve.errors import ApiError, error_json
+
         self.app = app
         self.max_body = max_body
+        self.max_upload = max_upload
+        self._error, self._json = ApiError, error_json
         # with --workers N, which process answered (X-Jisik-Worker: pid) helps to read the logs of each
         self.worker = [(b"x-jisik-worker", str(os.getpid()).encode())] if worker_header else []
 
@@ -252,18 +258,18 @@ class _RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from jisik.serve.errors import error_json
-
         start = time.perf_counter()
         status = [0]
         path: str = scope.get("path", "")
-        is_upload = scope.get("method") == "POST" and path.endswith("/documents")
-        limit = None if is_upload else self.max_body
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
-        if limit is not None and declared.isdigit() and int(declared) > limit:
-            response = error_json(413, f"the request body is {int(declared):,} bytes; the limit is {limit:,}",
-                                  code="body_too_large", hint="send less, or raise --max-body-mb")
+        if scope.get("method") == "POST" and path.endswith("/documents"):
+            limit, code, hint = self.max_upload, "upload_too_large", "upload fewer or smaller files, or raise " \
+                                                                     "--max-upload-mb"
+        else:
+            limit, code, hint = self.max_body, "body_too_large", "send less, or raise --max-body-mb"
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            response = self._json(413, f"the request body is {int(declared):,} bytes; the limit is {limit:,}",
+                                  code=code, hint=hint)
             await response(scope, receive, send)
             self._log(scope, 413, start)
             return
@@ -271,13 +277,11 @@ class _RequestLog:
 
         async def counted_receive() -> Any:
             message = await receive()
-            if limit is not None and message["type"] == "http.request":
+            if message["type"] == "http.request":
                 seen[0] += len(message.get("body", b""))
                 if seen[0] > limit:
-                    from jisik.serve.errors import ApiError
-
-                    raise ApiError(413, f"the request body is over the limit of {limit:,} bytes",
-                                   code="body_too_large", hint="send less, or raise --max-body-mb")
+                    raise self._error(413, f"the request body is over the limit of {limit:,} bytes", code=code,
+                                      hint=hint)
             return message
 
         async def logged_send(message: dict[str, Any]) -> None:

@@ -85,14 +85,20 @@ def authenticate(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(authenticate)]
 
 
+def visible(context: ServerContext, principal: Principal, name: str) -> Served | None:
+    """The knowledge base ``name`` if this caller may at least read it; None when it does not exist or is hidden."""
+    served: Served | None = context.library.get(name)
+    return served if served is not None and principal.can(name, "read") else None
+
+
 def require(context: ServerContext, principal: Principal, name: str, role: Role) -> Served:
     """The knowledge base ``name`` if this caller may use it with ``role``.
 
     A knowledge base the caller cannot even read is reported exactly as one that does not exist (404),
     so a key for A learns nothing about B's name.
     """
-    served = context.library.get(name)
-    if served is None or not principal.can(name, "read"):
+    served = visible(context, principal, name)
+    if served is None:
         raise ApiError(404, f"no knowledge base named '{name}'", code="kb_not_found", param="kb",
                        hint="GET /api/kbs lists the ones this key can use")
     if not principal.can(name, role):

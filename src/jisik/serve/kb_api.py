@@ -21,7 +21,7 @@ from jisik.serve.errors import ApiError, responses, status_of
 from jisik.serve.jobs import UPLOADS, safe_filename
 from jisik.serve.openai_api import start_answer
 from jisik.serve.state import ALL_KBS, Job
-from jisik.serve.streaming import SSE_HEADERS, iterate_in_thread, sse
+from jisik.serve.streaming import SSE_HEADERS, error_event, iterate_in_thread, sse
 
 router = APIRouter(prefix="/api", tags=["knowledge bases"])
 UPLOAD_CHUNK = 1 << 20
@@ -96,27 +96,6 @@ def delete_document(kb: str, doc_id: str, request: Request,
     return schemas.Deleted(deleted=deleted)
 
 
-def _limit_body(request: Request, limit: int) -> None:
-    """Count the request body as it arrives and stop it at ``limit`` bytes (413), whatever Content-Length says."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the upload is {int(declared) / 1e6:.1f} MB; the limit is {limit / 1e6:.0f} MB",
-                       code="upload_too_large", hint="upload fewer or smaller files, or raise --max-upload-mb")
-    receive = request._receive
-    seen = [0]
-
-    async def counted() -> Any:
-        message = await receive()
-        if message["type"] == "http.request":
-            seen[0] += len(message.get("body", b""))
-            if seen[0] > limit:
-                raise ApiError(413, f"the upload is larger than the limit of {limit / 1e6:.0f} MB",
-                               code="upload_too_large", hint="upload fewer or smaller files, or raise --max-upload-mb")
-        return message
-
-    request._receive = counted
-
-
 @router.post("/kbs/{kb}/documents", status_code=202, response_model=schemas.JobBody,
              responses=responses(403, 409, 413, 503),
              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
@@ -132,11 +111,10 @@ async def upload_documents(kb: str, request: Request,
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ApiError(400, "upload files as multipart/form-data in the field 'files'", code="invalid_upload",
                        param="files")
-    limit = int(context.settings.max_upload_mb * 1e6)
-    _limit_body(request, limit)
+    # the size limit (--max-upload-mb) is enforced as the body arrives, by the request middleware (serve/app.py)
     job, folder = await run_in_threadpool(context.jobs.incoming_folder, kb)
     try:
-        names = await _receive_files(request, folder, limit)
+        names = await _receive_files(request, folder)
     except ApiError as exc:
         await run_in_threadpool(context.jobs.abandon, job, folder, exc.message)
         raise
@@ -150,12 +128,14 @@ async def upload_documents(kb: str, request: Request,
     return schemas.JobBody(**submitted.to_dict())
 
 
-async def _receive_files(request: Request, folder: Path, limit: int) -> list[str]:
+async def _receive_files(request: Request, folder: Path) -> list[str]:
     try:
         form = await request.form(max_files=1000, max_fields=100)
     except ApiError:
         raise
-    except Exception as exc:  # a malformed multipart body
+    except Exception as exc:  # a malformed multipart body, or the size limit hit while it arrived
+        if isinstance(exc.__cause__, ApiError):
+            raise exc.__cause__ from None
         raise ApiError(400, f"the multipart body cannot be read: {exc}", code="invalid_upload") from None
     try:
         uploads = [item for key, item in form.multi_items() if key == "files" and isinstance(item, UploadFile)]
@@ -163,16 +143,12 @@ async def _receive_files(request: Request, folder: Path, limit: int) -> list[str
             raise ApiError(400, "no files in the upload", code="invalid_upload", param="files",
                            hint="send them in the multipart field 'files'")
         names: list[str] = []
-        total = 0
         for upload in uploads:
             name = safe_filename(upload.filename or "")
             if name in names:
                 raise ApiError(400, f"two files are named '{name}'", code="invalid_upload", param="files")
             with (folder / name).open("wb") as out:
                 while block := await upload.read(UPLOAD_CHUNK):
-                    total += len(block)
-                    if total > limit:
-                        raise ApiError(413, "the upload is larger than the limit", code="upload_too_large")
                     out.write(block)
             names.append(name)
         return names
@@ -268,9 +244,7 @@ async def ask(kb: str, body: schemas.AskRequest, request: Request,
             async for piece in iterate_in_thread(iter(stream), context.streams):
                 yield sse({"text": piece}, event="delta")
         except JisikError as exc:
-            yield sse({"error": {"message": exc.message, "code": exc.code, "hint": exc.hint,
-                                 "type": "server_error" if status_of(exc) >= 500 else "invalid_request_error"}},
-                      event="error")
+            yield error_event(exc, server_error=status_of(exc) >= 500, event="error")
             return
         assert stream.answer is not None
         yield sse(stream.answer.to_dict(), event="answer")

@@ -22,10 +22,10 @@ from jisik.generate.answerer import AnswerStream
 from jisik.generate.memory import Turn
 from jisik.records import Answer
 from jisik.serve import schemas
-from jisik.serve.auth import Caller, Principal, require
+from jisik.serve.auth import Caller, Principal, visible
 from jisik.serve.errors import ApiError, responses, status_of
 from jisik.serve.library import MODEL_PREFIX, Served
-from jisik.serve.streaming import SSE_HEADERS, iterate_in_thread, sse
+from jisik.serve.streaming import SSE_HEADERS, error_event, iterate_in_thread, sse
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 _STARTED = int(time.time())
@@ -37,18 +37,13 @@ def _context(request: Request) -> Any:
 
 def served_model(request: Request, principal: Principal, model: str) -> Served:
     """The knowledge base behind ``jisik/<name>``; unknown (or invisible to this key) is 404 model_not_found."""
-    name = model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else None
-    try:
-        if name is None:
-            raise ApiError(404, "", code="")
-        served = require(_context(request), principal, name, "read")
-        request.state.kb = served.name  # for the request log line
-        return served
-    except ApiError as exc:
-        if exc.status != 404:
-            raise
+    served = visible(_context(request), principal, model.removeprefix(MODEL_PREFIX)) \
+        if model.startswith(MODEL_PREFIX) else None
+    if served is None:
         raise ApiError(404, f"the model '{model}' does not exist", code="model_not_found", param="model",
-                       hint="models are jisik/<knowledge base>: GET /v1/models lists them") from None
+                       hint="models are jisik/<knowledge base>: GET /v1/models lists them")
+    request.state.kb = served.name  # for the request log line
+    return served
 
 
 @router.get("/models", response_model=schemas.ModelList, responses=responses())
@@ -180,8 +175,7 @@ async def _chunks(stream: AnswerStream, completion_id: str, created: int, served
             yield chunk({"content": piece})
         streamed = "".join(pieces).strip()
     except JisikError as exc:  # the backend failed mid-answer: an error event, as OpenAI sends one
-        yield sse({"error": {"message": exc.message, "type": "server_error" if status_of(exc) >= 500
-                             else "invalid_request_error", "code": exc.code, "hint": exc.hint}})
+        yield error_event(exc, server_error=status_of(exc) >= 500)
         yield sse("[DONE]")
         return
     answer = stream.answer

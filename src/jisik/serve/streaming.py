@@ -91,4 +91,10 @@ def sse(data: Any, *, event: str | None = None) -> str:
     return f"{head}data: {payload}\n\n"
 
 
+def error_event(exc: Any, *, server_error: bool, event: str | None = None) -> str:
+    """The event a stream sends when its backend fails after the 200 went out (OpenAI sends one too)."""
+    return sse({"error": {"message": exc.message, "type": "server_error" if server_error else "invalid_request_error",
+                          "code": exc.code, "hint": exc.hint}}, event=event)
+
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no buffering in nginx
