@@ -21,9 +21,9 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from jisik.choices import AnswerLanguage, Chain, Fusion, MemoryKind, SearchMode
+from jisik.choices import AnswerLanguage, Chain, Fusion, HeaderField, MemoryKind, SearchMode
 from jisik.errors import ConfigError
-from jisik.registry import Registry, embedders, llms, stores
+from jisik.registry import Registry, embedders, llms, rerankers, stores
 
 CONFIG_FILE = "jisik.toml"
 ENV_PREFIX = "JISIK_"
@@ -52,6 +52,7 @@ def registered(registry: Registry[Any]) -> AfterValidator:
 EmbedderBackend = Annotated[str, registered(embedders)]
 LLMBackend = Annotated[str, registered(llms)]
 StoreBackend = Annotated[str, registered(stores)]
+RerankerBackend = Annotated[str, registered(rerankers)]
 
 
 class EmbedderConfig(_Section):
@@ -88,6 +89,15 @@ class ChunkingConfig(BaseModel):
     unit: Literal["chars", "tokens"] = Field(
         default="chars",
         description="'chars', or 'tokens' of the embedding model (needs an embedder that counts tokens).",
+    )
+    header: list[HeaderField] = Field(
+        default_factory=lambda: ["title", "section"],
+        description="Context header embedded in front of each chunk (never stored in it): any of 'title', "
+        "'file', 'section', 'page'; [] for none. Changing it needs `jisik reindex --embeddings`.",
+    )
+    header_bm25: bool = Field(
+        default=False,
+        description="Also index the header's words for BM25 (changing it needs `jisik reindex`).",
     )
 
     @model_validator(mode="after")
@@ -161,6 +171,42 @@ class LoaderConfig(BaseModel):
     def text_fields(self) -> list[str]:
         """``text_field`` as a list, whichever form the user wrote."""
         return [self.text_field] if isinstance(self.text_field, str) else list(self.text_field)
+
+
+class MetadataConfig(_Section):
+    """Metadata jisik derives at ingest from each document's file name, title and first page (``[metadata]``):
+    ``year``, ``quarter`` ("2023Q3"), ``date`` (ISO), ``company`` and ``company_name``
+    (:mod:`jisik.ingest.derived_metadata`). They are ordinary metadata: ``--filter quarter=2023Q3`` works, and a
+    question that names one can be routed to it. A value the loader or the user set is never replaced.
+
+    Example::
+
+        [metadata]
+        aliases = { AAPL = ["Apple", "애플"], "005930" = ["삼성전자", "Samsung Electronics"] }
+    """
+
+    derive: bool = Field(True, description="derive year, quarter, date and company from file names and titles")
+    first_page_chars: int = Field(
+        2000, ge=0, description="characters of the first page read for a company name (a cover's registrant); 0: none")
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="company value -> other names it goes by (ticker -> names)")
+
+
+class RoutingConfig(_Section):
+    """Search-time use of document metadata (``[routing]``; :mod:`jisik.retrieve.self_query`,
+    :mod:`jisik.retrieve.aggregate`).
+
+    ``self_query`` reads the periods and companies a question names and matches them to the values the knowledge
+    base holds: ``filter`` searches only those documents (all of them again when none match), ``boost`` ranks
+    them higher. ``aggregate`` ranks documents by their best chunk plus their next strong ones.
+    """
+
+    self_query: Literal["off", "filter", "boost"] = "off"
+    self_query_llm: bool = Field(False, description="extract the fields with the [llm] backend (rules as fallback)")
+    boost: float = Field(0.1, ge=0, description="score added to a chunk of a routed document (fused scores are 0-1)")
+    aggregate: Literal["off", "document", "page"] = "off"
+    aggregate_depth: int = Field(3, ge=1, description="chunks per document that count")
+    aggregate_decay: float = Field(0.5, ge=0, le=1, description="weight of the n-th chunk: decay ** (n - 1)")
 
 
 class StoreConfig(_Section):
@@ -308,17 +354,38 @@ class GuardConfig(_Section):
         return value
 
 
+class RerankConfig(_Section):
+    """A second look at the best fused hits by a model that reads question and passage together (``[rerank]``).
+
+    Off by default: a reranker costs a model call per question (docs/rerank.md has the measured cost and
+    gain). ``model`` is a local cross-encoder folder (``cross-encoder``) or an LLM spec for ``llm`` and
+    ``llm-listwise`` (``ollama:qwen2.5:7b``, ``llamacpp:/models/m.gguf``; unset: the ``[llm]`` model).
+    """
+
+    backend: RerankerBackend = Field("none", description="a name in jisik.registry.rerankers")
+    model: str | None = Field(None, description="cross-encoder folder, or LLM spec for llm / llm-listwise")
+    candidates: int = Field(20, ge=1, le=1000, description="fused hits the reranker reorders before the top k "
+                                                           "is cut; the cost grows with it")
+    batch_size: int = Field(32, ge=1, description="pairs per forward pass (cross-encoder), requests in flight (llm)")
+    max_length: int = Field(512, ge=16, description="tokens per question+passage pair (cross-encoder) or per "
+                                                   "passage (llm); longer text is cut")
+    threads: int | None = Field(None, ge=1, description="cross-encoder: torch CPU threads (process-wide)")
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
     loaders: LoaderConfig = Field(default_factory=LoaderConfig)
+    metadata: MetadataConfig = Field(default_factory=MetadataConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
     retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> ConfigError:

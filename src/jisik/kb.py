@@ -10,14 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from jisik.config import CONFIG_FILE, KBConfig, LLMConfig, dump_config, load_config
+from jisik.config import CONFIG_FILE, KBConfig, LLMConfig, RerankConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
-from jisik.errors import ConfigError, KnowledgeBaseNotFoundError, QueryError
+from jisik.errors import ConfigError, EmbedderMismatchError, KnowledgeBaseNotFoundError, QueryError
 from jisik.filters import Filter, build_filter
+from jisik.ingest.context import CONTEXT_SETTING, header_setting, hit_context_texts, parse_header_setting
 from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
 from jisik.records import Answer, Document, Hit, MetadataValue
 from jisik.retrieve.searcher import Searcher, SearchOptions
@@ -28,10 +30,12 @@ from jisik.text.analyzers import Analyzer, get_analyzer
 
 FilterSpec = Filter | Mapping[str, Any] | Iterable[str] | None
 if TYPE_CHECKING:
+    from jisik.embed.base import Vectors
     from jisik.generate.answerer import Answerer, AnswerStream, TurnRecord
     from jisik.generate.chat import ChatSession
     from jisik.generate.llms.base import LLM
     from jisik.guard.policy import Guard
+    from jisik.retrieve.rerank.base import Reranker
 
 WaitCallback = Callable[[str], None]  # told once: "waiting for ingest by pid N…"
 _SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop")
@@ -52,6 +56,7 @@ class KnowledgeBase:
         self._extractive: Any = None
         self._prompts: Any = None
         self._guards: dict[bool, Guard] = {}
+        self._rerankers: dict[str, Reranker | None] = {}
         # one server process shares a KnowledgeBase between request threads: models load once, not per race
         self._parts_lock = threading.RLock()
 
@@ -127,7 +132,19 @@ class KnowledgeBase:
                     self._analyzer = get_analyzer(self.config.bm25.analyzer)
         return self._analyzer
 
-    def _bind(self) -> None:
+    def _bind(self, *, embedder: bool = True) -> None:
+        """Record the embedder and analyzer on first use, or check them against what the store recorded.
+
+        ``embedder=False`` (a BM25 search, which never embeds): the analyzer is checked against the recorded
+        one without loading the embedding model, which would cost a cold ``jisik search --mode bm25`` about
+        1 s and 170 MB (docs/benchmarks.md, "Cold start"). A store that recorded nothing yet stays unbound.
+        """
+        if not self._bound and not embedder:
+            recorded = self.store.stats()
+            if recorded.embedder_model is not None and recorded.embedder_dim is not None:
+                self.store.bind(embedder_model=recorded.embedder_model, dim=recorded.embedder_dim,
+                                analyzer=self.analyzer.name)
+            return
         if not self._bound:
             with self._parts_lock:
                 if not self._bound:
@@ -176,7 +193,7 @@ class KnowledgeBase:
         it takes, 0: not at all — :class:`~jisik.errors.StoreBusyError`), telling ``on_wait`` once."""
         with self._writing("ingest", wait, on_wait):
             self._bind()
-            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self._ingest_config(), progress)
             return pipeline.run([Path(p) for p in paths], prune=prune, strict=strict, metadata=dict(metadata or {}))
 
     def add_documents(self, documents: Sequence[Document], *, progress: ProgressCallback | None = None,
@@ -188,8 +205,34 @@ class KnowledgeBase:
         """
         with self._writing("add_documents", wait, on_wait):
             self._bind()
-            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self.config, progress)
+            pipeline = IngestPipeline(self.store, self.embedder, self.analyzer, self._ingest_config(), progress)
             return pipeline.run_documents(documents)
+
+    def _ingest_config(self) -> KBConfig:
+        """The configuration new chunks are made with: ``[chunking] header`` as this knowledge base recorded it.
+
+        A knowledge base's vectors must all come from the same kind of text. The header setting is recorded
+        with the first chunks; a jisik.toml that does not name it (one written before headers existed) keeps
+        the recorded one — ``none`` for a knowledge base that already held chunks then — and one that names
+        a different setting is refused until ``jisik reindex --embeddings`` re-embeds everything with it.
+        """
+        chunking = self.config.chunking
+        wanted = header_setting(chunking.header, chunking.header_bm25)
+        recorded = self.store.setting(CONTEXT_SETTING)
+        if recorded is None:
+            recorded = wanted if self.store.is_empty() else header_setting([], bm25=False)
+            self.store.set_setting(CONTEXT_SETTING, recorded)
+        if recorded == wanted:
+            return self.config
+        if {"header", "header_bm25"} & chunking.model_fields_set:
+            raise EmbedderMismatchError(
+                f"this knowledge base's chunks were embedded with context header '{recorded}', "
+                f"but [chunking] asks for '{wanted}'",
+                hint=f"set [chunking] header back, or re-embed everything with `jisik reindex --kb {self.path} "
+                     "--embeddings`")
+        fields, bm25 = parse_header_setting(recorded)
+        return self.config.model_copy(update={"chunking": chunking.model_copy(
+            update={"header": fields, "header_bm25": bm25})})
 
     def search(self, query: str, *, mode: str | None = None, k: int | None = None, filters: FilterSpec = None,
                threshold: float | None = None, **options: Any) -> list[Hit]:
@@ -197,16 +240,59 @@ class KnowledgeBase:
         return self.search_batch([query], mode=mode, k=k, filters=filters, threshold=threshold, **options)[0]
 
     def search_batch(self, queries: Sequence[str], *, mode: str | None = None, k: int | None = None,
-                     filters: FilterSpec = None, threshold: float | None = None, **options: Any) -> list[list[Hit]]:
+                     filters: FilterSpec = None, threshold: float | None = None, rerank: str | Reranker | None = None,
+                     **options: Any) -> list[list[Hit]]:
+        """Top-``k`` chunks for each query, read from one committed generation of the store.
+
+        ``rerank`` (default ``[rerank]``): a spec (``"cross-encoder:/models/bge-reranker-v2-m3"``,
+        ``"llm:ollama:qwen2.5:7b"``, ``"none"``) or a :class:`~jisik.retrieve.rerank.Reranker`. With one, the
+        best ``max(k, [rerank] candidates)`` fused hits are reordered by it and cut to ``k``; each hit's
+        ``score`` is then the reranker's (also in ``hit.scores["rerank"]``, beside the retrievers' scores).
+        """
         unknown = set(options) - {"fetch_k", "lambda_mult", "fusion", "rrf_k", "dense_weight", "bm25_weight"}
         if unknown:
             raise QueryError(f"unknown search option(s): {', '.join(sorted(unknown))}",
-                             hint="valid: mode, k, filters, threshold, fetch_k, lambda_mult, fusion, rrf_k, "
+                             hint="valid: mode, k, filters, threshold, rerank, fetch_k, lambda_mult, fusion, rrf_k, "
                                   "dense_weight, bm25_weight")
         search_options = SearchOptions.resolve(self.config.retrieval, build_filter(filters), mode=mode, k=k,
                                                threshold=threshold, **options)
-        self._bind()
-        return Searcher(self.store, self.embedder, self.analyzer).search_batch(queries, search_options)
+        reranker = self.reranker if rerank is None else self._resolve_reranker(rerank)
+        lexical_only = search_options.mode == "bm25"  # BM25 never embeds: the embedder is not loaded for it
+        self._bind(embedder=not lexical_only)
+        embedder: Embedder = _DeferredEmbedder(self) if lexical_only else self.embedder
+        searcher = Searcher(self.store, embedder, self.analyzer)
+        if reranker is None:
+            return searcher.search_batch(queries, search_options)
+        # the reranker sees more than k candidates: a passage the fusion ranked 15th can still come first
+        wide = replace(search_options, k=max(search_options.k, self.config.rerank.candidates))
+        reranked = reranker.rerank_batch(list(queries), searcher.search_batch(queries, wide))
+        return [row[: search_options.k] for row in reranked]
+
+    @property
+    def reranker(self) -> Reranker | None:
+        """The ``[rerank]`` reranker, loaded on first use (None when ``backend = "none"``)."""
+        return self._resolve_reranker(self.config.rerank)
+
+    def _resolve_reranker(self, rerank: str | Reranker | RerankConfig) -> Reranker | None:
+        """A reranker for a spec or settings, created once per knowledge base; None means no reranking."""
+        from jisik.retrieve.rerank import create_reranker, parse_rerank_spec
+
+        if isinstance(rerank, RerankConfig):
+            settings = rerank
+        elif isinstance(rerank, str):
+            overrides = parse_rerank_spec(rerank)
+            if overrides["backend"] != self.config.rerank.backend:  # the configured model belongs to the old one
+                overrides = {"model": None, **overrides}
+            settings = self.config.rerank.model_copy(update=overrides)
+        else:
+            return rerank
+        if settings.backend == "none":
+            return None
+        key = settings.model_dump_json()
+        with self._parts_lock:
+            if key not in self._rerankers:
+                self._rerankers[key] = create_reranker(settings, resolve_llm=self._resolve_llm)
+            return self._rerankers[key]
 
     def delete(self, target: str, *, wait: float | None = None, on_wait: WaitCallback | None = None) -> list[str]:
         """Delete documents by doc id, source, file path or folder; returns the doc ids removed."""
@@ -233,14 +319,22 @@ class KnowledgeBase:
     def _reindex(self, *, embeddings: bool, progress: ProgressCallback | None) -> int:
         report = progress or (lambda stage, done, total: None)
         total = self.store.stats().chunks
+        # re-embedding applies [chunking] header as configured; re-analysing alone keeps the recorded one
+        chunking = self.config.chunking if embeddings else self._ingest_config().chunking
+        lexical_fields = chunking.header if chunking.header_bm25 else []
         done, after = 0, 0
         while page := self.store.chunk_texts(after=after, limit=256):
-            part_ids, part_texts = [i for i, _ in page], [t for _, t in page]
-            self.store.replace_terms(part_ids, self.analyzer.analyze_batch(part_texts))
+            part_ids = [i for i, _ in page]
+            found = {hit.chunk_id: hit for hit in self.store.hits([(i, 0.0) for i in part_ids])}
+            hits = [found[i] for i in part_ids]  # title, source, section and page make the headers
+            self.store.replace_terms(part_ids, self.analyzer.analyze_batch(hit_context_texts(hits, lexical_fields)))
             if embeddings:
-                self.store.replace_vectors(part_ids, self.embedder.embed_documents(part_texts))
+                self.store.replace_vectors(part_ids,
+                                           self.embedder.embed_documents(hit_context_texts(hits, chunking.header)))
             done, after = done + len(page), part_ids[-1]
             report("reindex", done, max(total, done))
+        if embeddings:
+            self.store.set_setting(CONTEXT_SETTING, header_setting(chunking.header, chunking.header_bm25))
         self.store.bind(embedder_model=self.embedder.model, dim=self.embedder.dim, analyzer=self.analyzer.name,
                         replace=True)
         self._bound = True
@@ -423,3 +517,24 @@ class KnowledgeBase:
         if limit < 1:  # SQLite reads LIMIT -1 as "no limit"
             raise QueryError(f"limit must be at least 1, not {limit}")
         return self.store.turns(limit=limit, session=session, turn_id=turn_id)
+
+
+class _DeferredEmbedder:
+    """The knowledge base's embedder, loaded only if something calls it (a BM25 search never does)."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self._kb = kb
+
+    @property
+    def model(self) -> str:
+        return self._kb.embedder.model
+
+    @property
+    def dim(self) -> int:
+        return self._kb.embedder.dim
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return self._kb.embedder.embed_documents(texts)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._kb.embedder.embed_queries(texts)

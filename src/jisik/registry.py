@@ -1,10 +1,10 @@
-"""Registries of backends by name: embedders, LLMs, stores and file loaders.
+"""Registries of backends by name: embedders, LLMs, stores, file loaders and rerankers.
 
 Built-in backends and plugins are registered the same way: a name and the factory, or a
 ``"module:attr"`` reference to it that is imported the first time the backend is used. So importing
 this module (and :mod:`jisik.config`, which checks names against it) imports no backend, and a
 third-party package adds one without editing jisik, through an entry point in one of the groups
-``jisik.embedders``, ``jisik.llms``, ``jisik.stores``, ``jisik.loaders`` (see docs/plugins.md).
+``jisik.embedders``, ``jisik.llms``, ``jisik.stores``, ``jisik.loaders``, ``jisik.rerankers`` (see docs/plugins.md).
 Installed entry points are read once, the first time a registry is asked for a name or for its
 list; a plugin is imported only when its backend is used, and one that fails to import is reported
 with its distribution's name, without touching the other backends.
@@ -42,14 +42,17 @@ if TYPE_CHECKING:
     from jisik.embed.base import Embedder
     from jisik.generate.llms.base import LLM
     from jisik.ingest.loaders.base import Loaded, Source
+    from jisik.retrieve.rerank.base import Reranker
     from jisik.store.base import Store
 
     EmbedderFactory = Callable[[EmbedderConfig], Embedder]
     LLMFactory = Callable[[LLMConfig], LLM]
     StoreFactory = Callable[[KBConfig, Path], Store]
     Loader = Callable[[Source, LoaderConfig], Loaded]
+    # (config, *, resolve_llm=None, **parts) -> Reranker; resolve_llm maps an LLM spec to the shared LLM object
+    RerankerFactory = Callable[..., Reranker]
 
-__all__ = ["Entry", "Registry", "embedders", "llms", "loaders", "stores"]
+__all__ = ["Entry", "Registry", "embedders", "llms", "loaders", "rerankers", "stores"]
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +271,7 @@ def suffix_key(name: str) -> str:
     return "." + name.strip().lower().lstrip(".")
 
 
-# -- the four registries and jisik's own backends --------------------------------------------------
+# -- the five registries and jisik's own backends --------------------------------------------------
 # Built-ins are references, like plugins' entry points: nothing below is imported until it is used.
 
 embedders: Registry[EmbedderFactory] = Registry("embedder backend", group="jisik.embedders")
@@ -309,4 +312,13 @@ for _suffixes, _target in (
 ):
     for _suffix in _suffixes:
         loaders.register(_suffix, f"jisik.ingest.loaders.{_target}")
+
+rerankers: Registry[RerankerFactory] = Registry("reranker backend", group="jisik.rerankers")
+for _name, _description in (
+    ("none", "no reranking: the fused order is kept"),
+    ("cross-encoder", "a local sentence-transformers CrossEncoder folder (pip install 'jisik[st]')"),
+    ("llm", "an LLM grades each passage 0-3 (pointwise), through jisik's LLM backends"),
+    ("llm-listwise", "an LLM orders all candidates in one request (RankGPT-style listwise)"),
+):
+    rerankers.register(_name, f"jisik.retrieve.rerank.factories:{_name.replace('-', '_')}", description=_description)
 del _name, _description, _suffixes, _target, _suffix

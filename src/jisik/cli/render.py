@@ -124,7 +124,8 @@ def print_hits(console: Console, hits: Sequence[Hit]) -> None:
         return
     rows = [[str(rank), f"{hit.score:.4f}", hit.source, "" if hit.page is None else str(hit.page),
              hit.section or "", short(hit.text, SNIPPET_CHARS)] for rank, hit in enumerate(hits, start=1)]
-    columns = [Column("#", justify="right"), Column("score", justify="right"), Column("source", wrap=True),
+    score_label = "rerank" if all("rerank" in hit.scores for hit in hits) else "score"  # whose score it is
+    columns = [Column("#", justify="right"), Column(score_label, justify="right"), Column("source", wrap=True),
                Column("page", drop=1, justify="right"), Column("section", wrap=True, drop=2, min_width=12),
                Column("text", wrap=True, min_width=SEARCH_TABLE_MIN_TEXT)]
     widths = fit_columns(columns, rows, console.width)
@@ -152,7 +153,8 @@ def _print_hit_blocks(console: Console, hits: Sequence[Hit]) -> None:
     for rank, hit in enumerate(hits, start=1):
         if rank > 1:
             console.print()
-        head = Text(f"{rank}. ", style="bold") + Text(f"{hit.score:.4f}  ")
+        label = "rerank " if "rerank" in hit.scores else ""  # the score is the reranker's, not the retrievers'
+        head = Text(f"{rank}. ", style="bold") + Text(f"{label}{hit.score:.4f}  ")
         head += Text(hit.source + ("" if hit.page is None else f", p. {hit.page}"), style="bold")
         if hit.section:
             head += Text(f" — {hit.section}", style="dim")

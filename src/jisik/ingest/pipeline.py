@@ -22,11 +22,14 @@ import numpy as np
 
 from jisik.errors import IngestError, JisikError, LoaderError
 from jisik.ingest.chunking import chunk_documents
+from jisik.ingest.context import context_header, with_header
+from jisik.ingest.derived_metadata import add_derived_metadata
 from jisik.ingest.loaders import CONVERTIBLE_EXTENSIONS, SUPPORTED_EXTENSIONS, load
 from jisik.records import Chunk, Document, MetadataValue
 from jisik.store.base import FileRecord, IngestUnit, chunk_key
 
 if TYPE_CHECKING:
+    from jisik.choices import HeaderField
     from jisik.config import KBConfig
     from jisik.embed.base import Embedder, Vectors
     from jisik.store.base import Store
@@ -200,6 +203,7 @@ class IngestPipeline:
         batch: list[_Prepared] = []
         batch_chunks = 0
         for done, (pending, doc) in enumerate(prepared, start=1):
+            add_derived_metadata(doc, self.config.metadata)
             counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
             chunks = chunk_documents([doc], self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
             batch.append(_Prepared(pending, [doc], chunks, []))
@@ -218,7 +222,7 @@ class IngestPipeline:
         """Fill in BM25 terms for a batch in one analyzer call (the analyzer is fastest in bulk).
 
         :meth:`_flush` runs it on a helper thread while the embedder works on the same batch."""
-        texts = [c.text for item in batch for c in item.chunks]
+        texts = [text for item in batch for text in self._lexical_texts(item.documents, item.chunks)]
         terms = self.analyzer.analyze_batch(texts)
         offset = 0
         for item in batch:
@@ -279,6 +283,8 @@ class IngestPipeline:
         documents = loaded.documents
         for doc in documents:
             doc.metadata.update(metadata)
+            # after the user's --meta, so theirs and the loader's values are kept (only missing fields are added)
+            add_derived_metadata(doc, self.config.metadata)
         counter = self.embedder if hasattr(self.embedder, "count_tokens") else None
         chunks = chunk_documents(documents, self.config.chunking, token_counter=counter)  # type: ignore[arg-type]
         # BM25 terms are filled in per batch by _flush, in one analyzer call beside the embedder.
@@ -345,7 +351,7 @@ class IngestPipeline:
     def _flush(self, batch: list[_Prepared], report: IngestReport) -> None:
         if not batch:
             return
-        texts = [chunk.text for item in batch for chunk in item.chunks]
+        texts = [text for item in batch for text in self._embedding_texts(item.documents, item.chunks)]
         # One Kiwi call for the batch (its fast path), overlapped with embedding. Analysing file by
         # file in the prefetch thread (one file ahead) made the embedder wait for Kiwi on every small
         # file: 768 one-passage files took 1.17x the embedder's own time before, 1.08x after
@@ -362,6 +368,15 @@ class IngestPipeline:
         self.store.write(units)
         for item in batch:
             self._count(item, report)
+
+    def _embedding_texts(self, documents: Sequence[Document], chunks: Sequence[Chunk]) -> list[str]:
+        """What the embedder sees: each chunk behind its context header ([chunking] header)."""
+        return chunk_context_texts(documents, chunks, self.config.chunking.header)
+
+    def _lexical_texts(self, documents: Sequence[Document], chunks: Sequence[Chunk]) -> list[str]:
+        """What BM25 indexes: the chunk, behind its header only with [chunking] header_bm25."""
+        fields = self.config.chunking.header if self.config.chunking.header_bm25 else []
+        return chunk_context_texts(documents, chunks, fields)
 
     def _embed(self, texts: list[str]) -> Vectors:
         """Embed in steps of :data:`EMBED_STEP`, reporting chunks and tokens done after each step."""
@@ -404,9 +419,8 @@ class IngestPipeline:
         with ThreadPoolExecutor(max_workers=1) as helper:
             for start in range(0, len(parts), BATCH_CHUNKS):
                 part = parts[start : start + BATCH_CHUNKS]
-                texts = [c.text for c in part]
-                terms = helper.submit(self.analyzer.analyze_batch, texts)
-                vectors = self._embed(texts)
+                terms = helper.submit(self.analyzer.analyze_batch, self._lexical_texts(item.documents, part))
+                vectors = self._embed(self._embedding_texts(item.documents, part))
                 self.store.stage(record, part, vectors, terms.result())
         self.store.write([IngestUnit(file=record, documents=item.documents, chunks=item.chunks,
                                      vectors=np.zeros((0, self.embedder.dim), dtype=np.float32), terms=[],
@@ -434,3 +448,18 @@ def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo:
         previous = current
     if previous is not None:
         yield previous
+
+
+def chunk_context_texts(documents: Sequence[Document], chunks: Sequence[Chunk],
+                        fields: Sequence[HeaderField]) -> list[str]:
+    """Each chunk's text behind its context header (:mod:`jisik.ingest.context`); the bare text without fields."""
+    if not fields:
+        return [chunk.text for chunk in chunks]
+    by_id = {doc.doc_id: doc for doc in documents}
+    out = []
+    for chunk in chunks:
+        doc = by_id.get(chunk.doc_id)
+        header = context_header(fields, title=doc.title if doc else None, source=doc.source if doc else None,
+                                section=chunk.section, page=chunk.page)
+        out.append(with_header(header, chunk.text))
+    return out

@@ -14,6 +14,7 @@ from jisik.filters import Filter
 from jisik.records import Hit
 from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
+from jisik.text.analyzers import analyze_queries
 from jisik.text.language import detect_language, text_language
 
 if TYPE_CHECKING:
@@ -93,7 +94,8 @@ class Searcher:
         pool = max(options.k, options.fetch_k)
         # embedding and analysis first: the store's read snapshot stays open only for the store's part
         query_vectors = self.embedder.embed_queries(list(queries)) if mode != "bm25" else None
-        query_terms = self.analyzer.analyze_batch(list(queries)) if mode in ("bm25", "hybrid") else None
+        # the query side of the analyser: ko-en drops question words (언제, 어떻게 되나요) there (issue 14, part 5)
+        query_terms = analyze_queries(self.analyzer, queries) if mode in ("bm25", "hybrid") else None
         with self.store.reader() as view:
             dense = (view.search_dense(query_vectors, options.k if mode == "dense" else pool, options.where)
                      if query_vectors is not None else [[] for _ in queries])

@@ -328,6 +328,17 @@ class LocalStore(SQLiteLedger):
                                 "ORDER BY doc_id LIMIT ?", (after or "", -1 if limit is None else limit))
             return [{"doc_id": r[0], "source": r[1], "title": r[2], "chunks": r[3], "mtime": r[4]} for r in rows]
 
+    def metadata_combinations(self, keys: Sequence[str]) -> list[dict[str, str]]:
+        # One pass over doc_meta grouped by document (its (key, text_value) index), not a query per document.
+        if not keys:
+            return []
+        picks = ", ".join("MAX(CASE WHEN key = ? THEN text_value END)" for _ in keys)
+        marks = ",".join("?" * len(keys))
+        with self._db.read() as conn:
+            rows = conn.execute(f"SELECT DISTINCT {picks} FROM doc_meta WHERE key IN ({marks}) GROUP BY doc_id",
+                                [*keys, *keys]).fetchall()
+        return [{k: v for k, v in zip(keys, row, strict=True) if v is not None} for row in rows]
+
     def stats(self) -> StoreStats:
         with self._db.read() as conn:
             def count(sql: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from jisik._lazy import require
 
 _LOCK = threading.Lock()
-_INSTANCES: dict[tuple[int, int], Any] = {}
+_INSTANCES: dict[tuple[int, int, bool], Any] = {}
 
 
 def default_workers() -> int:
@@ -28,13 +28,17 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def get_kiwi(num_workers: int | None = None) -> Any:
+def get_kiwi(num_workers: int | None = None, *, multi_dict: bool = True) -> Any:
     """The process's Kiwi with ``num_workers`` threads (default :func:`default_workers`).
 
-    Returns the same object on every call with the same ``num_workers`` in the same process.
+    Returns the same object on every call with the same arguments in the same process.
+    ``multi_dict=False`` leaves out Kiwi's multi-word dictionary (WikiData names such as 해리 S. 트루먼,
+    one token each): about 190 MB and half of Kiwi's start-up time. It changes the analysis of the
+    texts that hold such a name, so an analyser that uses it has a name of its own
+    (see :mod:`jisik.text.analyzers`).
     """
     workers = default_workers() if num_workers is None else max(1, num_workers)
-    key = (os.getpid(), workers)
+    key = (os.getpid(), workers, multi_dict)
     kiwi = _INSTANCES.get(key)
     if kiwi is not None:
         return kiwi
@@ -42,6 +46,6 @@ def get_kiwi(num_workers: int | None = None) -> Any:
         kiwi = _INSTANCES.get(key)
         if kiwi is None:
             kiwipiepy = require("kiwipiepy", package="kiwipiepy")
-            kiwi = kiwipiepy.Kiwi(num_workers=workers)
+            kiwi = kiwipiepy.Kiwi(num_workers=workers, load_multi_dict=multi_dict)
             _INSTANCES[key] = kiwi
     return kiwi

@@ -25,10 +25,12 @@ from jisik.text._kiwi import get_kiwi
 __all__ = [
     "ANALYZERS",
     "DEFAULT_ANALYZER",
+    "KOREAN_QUESTION_WORDS",
     "Analyzer",
     "EnglishAnalyzer",
     "KoreanEnglishAnalyzer",
     "WhitespaceAnalyzer",
+    "analyze_queries",
     "get_analyzer",
 ]
 
@@ -58,6 +60,10 @@ class _BatchAnalyzer:
 
     def analyze(self, text: str) -> list[str]:
         return self.analyze_batch([text])[0]
+
+    def analyze_queries(self, texts: Sequence[str]) -> list[list[str]]:
+        """Terms of search queries; the same as :meth:`analyze_batch` unless an analyser knows better."""
+        return self.analyze_batch(texts)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -303,6 +309,19 @@ _COMPOUND_TAGS = frozenset({"NNG", "NNP"})
 # them also shrinks the index.
 KOREAN_STOPWORDS: frozenset[str] = _word_set("하다 되다 있다 없다 같다 않다 이다 것 수 등 때문 데 바 듯 및 더 또")
 
+# Words that say *that* something is asked, not *what*: interrogatives as Kiwi lemmatises them
+# (어떻게 → 어떻다/VA, 언제 and 왜 and 얼마나/MAG, 얼마/NNG). 무엇, 누구, 어디 (NP) and 몇, 어느, 어떤, 무슨
+# (MM) are already outside KOREAN_TAGS; they are listed so the set reads whole. Dropped from
+# queries only (:meth:`KoreanEnglishAnalyzer.analyze_queries`): in a question they match every chunk
+# that happens to say 언제 or 어떻게, but a chunk that contains them still indexes them, so old
+# knowledge bases need no re-analysis. Measured in docs/benchmarks-retrieval.md, "Query side".
+KOREAN_QUESTION_WORDS: frozenset[str] = _word_set(
+    "무엇 뭐 무슨 누구 어디 언제 왜 몇 얼마 얼마나 어느 어떤 어떻다 어떠하다 어찌 어째서 어떡하다")
+
+# Kiwi may read a query's space inside a morpheme as a typo ("반 품기간" → 반품 기간) at most this
+# many times per morpheme. Queries only: chunk text is edited prose, a question is typed in a hurry.
+QUERY_SPACE_TOLERANCE = 1
+
 # "ㄹ/을 수 있다/없다" ("can / cannot") is the verbal way to say 가능 ("possible"): 반품할 수 있다 and
 # 반품 가능 should match each other, and so should 반품할 수 없다 and 반품 불가능 (Kiwi splits 불가능
 # into the prefix 불 + 가능 and prefixes are dropped). So ETM + 수(NNB) + 있/없 becomes the term 가능.
@@ -401,20 +420,53 @@ class KoreanEnglishAnalyzer(_BatchAnalyzer):
         korean_stopwords: frozenset[str] = KOREAN_STOPWORDS,
         english_stopwords: frozenset[str] = ENGLISH_STOPWORDS,
         noun_compounds: bool = True,
+        question_words: frozenset[str] = KOREAN_QUESTION_WORDS,
+        query_space_tolerance: int = QUERY_SPACE_TOLERANCE,
+        multi_dict: bool = True,
     ) -> None:
         self._num_workers = num_workers
+        self._multi_dict = multi_dict
         self._compounds = noun_compounds
         self._tags = korean_tags
         self._ko_stop = korean_stopwords
+        self._query_stop = korean_stopwords | question_words
+        self._query_tolerance = query_space_tolerance
+        self._query_config: Any = None  # Kiwi's config with the query's space tolerance, made once
         self._en_stop = english_stopwords
         self._stemmer = _Stemmer()
 
     def analyze_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        return self._analyze(texts, self._ko_stop, None)
+
+    def analyze_queries(self, texts: Sequence[str]) -> list[list[str]]:
+        """Terms of search queries: :meth:`analyze_batch` without the question words
+        (:data:`KOREAN_QUESTION_WORDS`), and with Kiwi forgiving a stray space inside a word.
+
+        The index side is untouched, so the terms still meet the same chunk terms.
+
+        >>> KoreanEnglishAnalyzer().analyze_queries(["반품 기간은 언제까지인가요?", "배송비는 어떻게 되나요?"])
+        [['반품', '기간'], ['배송비']]
+        """
+        return self._analyze(texts, self._query_stop, self._space_config())
+
+    def _space_config(self) -> Any:
+        """A copy of Kiwi's global config with the query space tolerance (None: Kiwi's own)."""
+        if self._query_tolerance <= 0:
+            return None
+        if self._query_config is None:
+            import copy
+
+            config = copy.copy(get_kiwi(self._num_workers, multi_dict=self._multi_dict).global_config)
+            config.space_tolerance = self._query_tolerance
+            self._query_config = config
+        return self._query_config
+
+    def _analyze(self, texts: Sequence[str], ko_stop: frozenset[str], config: Any) -> list[list[str]]:
         normalized = [normalize_text(t) for t in texts]
         out: list[list[str] | None] = [None] * len(texts)
         korean = [i for i, t in enumerate(normalized) if _HAS_HANGUL.search(t)]
         if korean:
-            kiwi = get_kiwi(self._num_workers)
+            kiwi = get_kiwi(self._num_workers, multi_dict=self._multi_dict)
             # Texts with Han/Kana need forced spans (see _cjk_spans); the rest, nearly all, do not.
             with_cjk = [i for i in korean if _CJK_RUN.search(normalized[i])]
             cjk_set = frozenset(with_cjk)
@@ -423,22 +475,36 @@ class KoreanEnglishAnalyzer(_BatchAnalyzer):
                 if group:
                     # Kiwi yields results as its threads finish them: turning each into terms
                     # right away overlaps this Python work with the analysis of the next texts.
-                    batch = kiwi.tokenize((normalized[i] for i in group), pretokenized=pretokenized)
+                    batch = kiwi.tokenize((normalized[i] for i in group), pretokenized=pretokenized,
+                                          override_config=config)
                     for i, tokens in zip(group, batch, strict=True):
-                        out[i] = self._terms(normalized[i], tokens)
-        return [self._terms(text, ()) if terms is None else terms for terms, text in zip(out, normalized, strict=True)]
+                        out[i] = self._terms(normalized[i], tokens, ko_stop)
+        return [self._terms(text, (), ko_stop) if terms is None else terms
+                for terms, text in zip(out, normalized, strict=True)]
 
-    def _terms(self, text: str, tokens: Sequence[Any]) -> list[str]:
+    def _terms(self, text: str, tokens: Sequence[Any], ko_stop: frozenset[str]) -> list[str]:
         """Merge the scanner's non-Hangul terms with Kiwi's Korean terms, in text order."""
         terms = list(_scan(text, self._stemmer, self._en_stop, hangul_words=False))
         if tokens:
-            terms.extend(korean_terms(tokens, tags=self._tags, stopwords=self._ko_stop, compounds=self._compounds))
+            terms.extend(korean_terms(tokens, tags=self._tags, stopwords=ko_stop, compounds=self._compounds))
             terms.sort(key=_position)  # stable: keeps the order of terms from one token
         return [term for _, term in terms]
 
 
 def _position(item: tuple[int, str]) -> int:
     return item[0]
+
+
+def analyze_queries(analyzer: Analyzer, queries: Sequence[str]) -> list[list[str]]:
+    """The BM25 terms of search ``queries``: the analyser's ``analyze_queries`` where it has one
+    (``ko-en`` drops question words there), else its ``analyze_batch`` (a plug-in analyser that only
+    follows the :class:`Analyzer` protocol).
+
+    >>> analyze_queries(WhitespaceAnalyzer(), ["Return policy?"])
+    [['return', 'policy?']]
+    """
+    method = getattr(analyzer, "analyze_queries", None)
+    return method(list(queries)) if callable(method) else analyzer.analyze_batch(list(queries))
 
 
 # --- registry ---------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ def search(
                                                                                 "results")] = None,
     bm25_weight: Annotated[float | None, typer.Option(metavar="X", min=0, help="hybrid weight of BM25 "
                                                                                "results")] = None,
+    rerank: Annotated[str | None, typer.Option(metavar="SPEC", help="rerank the best candidates: "
+                                               "cross-encoder:FOLDER, llm, llm:LLM-SPEC, llm-listwise:LLM-SPEC "
+                                               "or none (default [rerank])")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the knowledge base and show the best chunks with source, page and section."""
@@ -39,7 +42,7 @@ def search(
         with open_kb(kb) as base:
             hits = base.search(query, mode=mode, k=k, filters=filters or None, threshold=threshold,
                                lambda_mult=lambda_mult, fetch_k=fetch_k, fusion=fusion, rrf_k=rrf_k,
-                               dense_weight=dense_weight, bm25_weight=bm25_weight)
+                               dense_weight=dense_weight, bm25_weight=bm25_weight, rerank=rerank)
         if as_json:
             console.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         else:
