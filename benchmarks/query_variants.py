@@ -237,8 +237,10 @@ def analyses(analyzer: KoreanEnglishAnalyzer) -> dict[str, QueryAnalysis]:
         out = []
         for q, terms in zip(queries, batched(analyzer.analyze_queries, queries), strict=True):
             unknown = {t.form for t in kiwi.tokenize(q) if t.oov}
-            out.append(correct_terms(terms, lambda t: index.frequency(t) if t in unknown or
-                                     index.frequency(t) else 1))
+            def frequency(term: str, unknown: set[str] = unknown) -> int:  # a known Kiwi word counts as indexed
+                return index.frequency(term) if term in unknown or index.frequency(term) else 1
+
+            out.append(correct_terms(terms, frequency))
         return out
 
     def respaced(queries: Sequence[str], index: Index) -> list[list[str]]:
@@ -277,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stems = {t[:2] for t in index.df if len(t) >= 2}
             sets |= {"no spaces": [remove_spaces(q, args.seed) for q in queries],
                      "split words": [split_word(q, args.seed) for q in queries],
-                     "typo": [typo(q, args.seed, lambda w: w[:2] in stems) for q in queries]}
+                     "typo": [typo(q, args.seed, lambda w, stems=stems: w[:2] in stems) for q in queries]}
         for set_name, texts in sets.items():
             changed = sum(a != b for a, b in zip(texts, queries, strict=True))
             for label, analysis in analyses(analyzer).items():

@@ -112,13 +112,14 @@ def compare(name: str, base: tuple[list[float], list[float]], system: tuple[list
 
 def render(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| set | system | queries | candidates | MRR@10 | Δ MRR@10 (95% CI), points | hit@1 | Δ hit@1 (95% CI) "
-             "| ms/query (rerank) | calls | prompt tok | completion tok | unparsed |",
-             "|---|---|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|"]
+             "| search ms/query | rerank ms/query | calls | prompt tok | completion tok | unparsed |",
+             "|---|---|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         d_mrr, d_hit = row["MRR@10 vs default"], row["hit@1 vs default"]
         lines.append(f"| {row['set']} | {row['system']} | {row['queries']} | {row['candidates'] or '–'} "
                      f"| {row['MRR@10']:.3f} | {d_mrr[0]:+.1f} [{d_mrr[1]:+.1f}, {d_mrr[2]:+.1f}] | {row['hit@1']:.3f} "
-                     f"| {d_hit[0]:+.1f} [{d_hit[1]:+.1f}, {d_hit[2]:+.1f}] | {row.get('ms', '–')} "
+                     f"| {d_hit[0]:+.1f} [{d_hit[1]:+.1f}, {d_hit[2]:+.1f}] | {row.get('search_ms_per_query', '–')} "
+                     f"| {row.get('ms', '–')} "
                      f"| {row.get('calls', '–')} | {row.get('prompt_tokens', '–')} "
                      f"| {row.get('completion_tokens', '–')} | {row.get('unparsed', '–')} |")
     return "\n".join(lines)

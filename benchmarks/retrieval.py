@@ -76,12 +76,13 @@ class Dataset:
     queries: list[str]
     gold: list[set[int]]
     note: str = ""
+    titles: list[str] | None = None  # each passage's document title (SQuAD's article), given to jisik as Document.title
 
     def limited(self, n: int | None) -> Dataset:
         if n is None or n >= len(self.queries):
             return self
         return Dataset(self.name, self.corpus, self.queries[:n], self.gold[:n],
-                       self.note + f"; first {n:,} of {len(self.queries):,} queries")
+                       self.note + f"; first {n:,} of {len(self.queries):,} queries", self.titles)
 
     def small_corpus(self, n: int | None) -> Dataset:
         """The queries' gold passages plus the first ``n`` passages as distractors (a quick check only).
@@ -97,7 +98,16 @@ class Dataset:
         return Dataset(self.name, [self.corpus[i] for i in keep], self.queries,
                        [{new_id[g] for g in gold} for gold in self.gold],
                        self.note + f"; corpus cut to {len(keep):,} of {len(self.corpus):,} passages "
-                       "(gold + first distractors)")
+                       "(gold + first distractors)", [self.titles[i] for i in keep] if self.titles else None)
+
+    def embedded_texts(self) -> list[str]:
+        """The passage texts jisik's embedder sees: behind their context header when they have titles."""
+        if not self.titles:
+            return self.corpus
+        from jisik.ingest.context import context_header, with_header
+
+        return [with_header(context_header(["title", "section"], title=title, source=None, section=None, page=None),
+                            text) for title, text in zip(self.titles, self.corpus, strict=True)]
 
 
 def _msmarco(path: Path, name: str) -> Dataset:
@@ -117,20 +127,45 @@ def _msmarco(path: Path, name: str) -> Dataset:
 def _squad(path: Path, name: str) -> Dataset:
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
     corpus: list[str] = []
+    titles: list[str] = []
     queries, gold = [], []
     for article in data:
         for paragraph in article["paragraphs"]:
             corpus.append(paragraph["context"])
+            titles.append(article["title"].replace("_", " "))
             for qa in paragraph["qas"]:
                 queries.append(qa["question"])
                 gold.append({len(corpus) - 1})
-    return Dataset(name, corpus, queries, gold, f"{len(data)} articles")
+    titled = name.endswith("-titled")
+    return Dataset(name, corpus, queries, gold, f"{len(data)} articles" + (", article titles as Document.title"
+                                                                           if titled else ""),
+                   titles if titled else None)
+
+
+def _belebele(folder: Path, name: str) -> Dataset:
+    """Belebele Korean in its BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv (one gold each)."""
+    def rows(file: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in (folder / file).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    corpus = rows("corpus.jsonl")
+    position = {str(doc["_id"]): i for i, doc in enumerate(corpus)}
+    qrels: dict[str, set[int]] = {}
+    for line in (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        qid, doc, *score = line.split("\t")
+        if not score or float(score[0]) > 0:
+            qrels.setdefault(qid, set()).add(position[doc])
+    queries = [q for q in rows("queries.jsonl") if str(q["_id"]) in qrels]
+    texts = [(doc.get("title", "") + "\n" + doc["text"]).strip() for doc in corpus]
+    return Dataset(name, texts, [q["text"] for q in queries], [qrels[str(q["_id"])] for q in queries],
+                   "human-translated FLORES passages, one gold each")
 
 
 DATASETS: dict[str, tuple[str, Callable[[Path, str], Dataset]]] = {
     "msmarco-ko": ("msmarco_ko_en/msmarco_kor.json", _msmarco),
     "msmarco-en": ("msmarco_ko_en/msmarco_eng.json", _msmarco),
+    "belebele-ko": ("belebele_ko", _belebele),
     "squad": ("squad_v1.1_dev/dev-v1.1.json", _squad),
+    "squad-titled": ("squad_v1.1_dev/dev-v1.1.json", _squad),
 }
 PDF_DATASETS = ("sec10q",)  # built from raw files by each system's own pipeline (retrieval_sec10q.py)
 
@@ -283,10 +318,13 @@ def _timed_runs(search: Callable[[Sequence[str]], list[list[int]]], queries: Seq
 JISIK_SYSTEMS: list[tuple[str, dict[str, Any]]] = [
     ("jisik dense", {"mode": "dense"}),
     ("jisik bm25", {"mode": "bm25"}),
+    ("jisik hybrid (default: adaptive)", {"mode": "hybrid"}),
+    ("jisik hybrid (weighted 0.5/0.5, the default before)", {"mode": "hybrid", "fusion": "weighted"}),
     ("jisik hybrid (RRF k=60)", {"mode": "hybrid", "fusion": "rrf"}),
-    ("jisik hybrid (weighted)", {"mode": "hybrid", "fusion": "weighted"}),
     ("jisik mmr", {"mode": "mmr"}),
 ]
+DEFAULT_SYSTEM = "jisik hybrid (default: adaptive)"
+BEFORE_SYSTEM = "jisik hybrid (weighted 0.5/0.5, the default before)"
 
 # Exploratory settings, printed apart from the main table with a warning: they were looked at on these
 # same test queries, so they show what a default change could give, not a tuned headline number.
@@ -312,10 +350,12 @@ def build_jisik(data: Dataset, embedder: CachedEmbedder) -> tuple[Any, float, di
     # doc_id is the passage (SQuAD has 24 paragraphs longer than 2,000 characters, up to ~4,100).
     size = max(2000, max(map(len, data.corpus)) + 1)
     overrides = {"chunking": {"size": size, "overlap": 0}}
-    path = BENCH / "kb" / f"{data.name}-{texts_hash(data.corpus)}"
+    path = BENCH / "kb" / f"{data.name}-{texts_hash(data.embedded_texts())}"
     kb = KnowledgeBase.open(path, create=True, embedder=embedder, overrides=overrides)
     started = time.perf_counter()
-    docs = [Document(doc_id=f"p{i}", source=data.name, text=text) for i, text in enumerate(data.corpus)]
+    titles = data.titles or [None] * len(data.corpus)
+    docs = [Document(doc_id=f"p{i}", source=data.name, text=text, title=title)
+            for i, (text, title) in enumerate(zip(data.corpus, titles, strict=True))]
     report = kb.add_documents(docs)
     seconds = time.perf_counter() - started
     status = kb.status()
@@ -382,7 +422,7 @@ def run_llamaindex(data: Dataset) -> list[tuple[Result, list[list[int]]]]:
 
 # -- report -----------------------------------------------------------------------------------------------
 METRICS = ("R@1", "R@5", "R@10", "MRR@10")
-HYBRIDS = ("jisik hybrid (RRF k=60)", "jisik hybrid (weighted)")
+HYBRIDS = ("jisik hybrid (default: adaptive)", "jisik hybrid (weighted 0.5/0.5, the default before)")
 
 
 def table(results: Sequence[dict[str, Any]]) -> str:
@@ -435,6 +475,9 @@ def render(name: str, entry: dict[str, Any], engine: str) -> str:
     out = [f"## {name}: {entry['passages']:,} passages, {entry['queries']:,} queries ({entry['note']})", "",
            table(entry["results"]), "", *differences(entry["results"], korean=name.endswith("-ko")),
            *entry.get("agreement", [])]
+    for other, gains in entry.get("paired", {}).items():
+        cells = [f"{metric} {100 * d:+.2f} [{100 * lo:+.2f}, {100 * hi:+.2f}]" for metric, (d, lo, hi) in gains.items()]
+        out.append(f"- {DEFAULT_SYSTEM} vs {other}, points with paired bootstrap 95% CI: {'; '.join(cells)}")
     if entry.get("variants"):
         out += ["", "Exploratory jisik settings (looked at on these same queries: what a default change "
                 "could give, not a headline):", "", table(entry["variants"])]
@@ -462,8 +505,40 @@ def agreement(results: Sequence[tuple[Result, list[list[int]]]], gold: Sequence[
     return lines
 
 
-AGREEMENT_PAIRS = [("jisik dense", "jisik bm25"), ("jisik hybrid (RRF k=60)", "jisik dense"),
+AGREEMENT_PAIRS = [("jisik dense", "jisik bm25"), ("jisik hybrid (default: adaptive)", "jisik dense"),
                    ("jisik bm25", "LangChain BM25Retriever")]
+
+
+def reciprocal_ranks(runs: Sequence[Sequence[int]], golds: Sequence[set[int]], k: int = K) -> list[float]:
+    """Per query, 1/rank of the first gold passage in the top ``k`` (0 when none): MRR@k before averaging.
+
+    >>> reciprocal_ranks([[3, 1], [2]], [{1}, {5}])
+    [0.5, 0.0]
+    """
+    out = []
+    for run, gold in zip(runs, golds, strict=True):
+        out.append(next((1.0 / rank for rank, doc in enumerate(run[:k], start=1) if doc in gold), 0.0))
+    return out
+
+
+def paired_gains(results: Sequence[tuple[Result, list[list[int]]]], golds: Sequence[set[int]]) -> dict[str, Any]:
+    """MRR@10 and R@1 differences of the default hybrid against the old default and each single retriever,
+    with paired bootstrap 95% intervals (jisik.evaluate.metrics.paired_bootstrap; 1,000 resamples)."""
+    from jisik.evaluate.metrics import paired_bootstrap
+
+    runs = {result.system: run for result, run in results}
+    if DEFAULT_SYSTEM not in runs:
+        return {}
+    out: dict[str, Any] = {}
+    mine_rr = reciprocal_ranks(runs[DEFAULT_SYSTEM], golds)
+    mine_r1 = [float(bool(g.intersection(r[:1]))) for r, g in zip(runs[DEFAULT_SYSTEM], golds, strict=True)]
+    for other in (BEFORE_SYSTEM, "jisik dense", "jisik bm25"):
+        if other not in runs:
+            continue
+        theirs_r1 = [float(bool(g.intersection(r[:1]))) for r, g in zip(runs[other], golds, strict=True)]
+        out[other] = {"MRR@10": paired_bootstrap(mine_rr, reciprocal_ranks(runs[other], golds)),
+                      "R@1": paired_bootstrap(mine_r1, theirs_r1)}
+    return out
 
 
 def save_runs(folder: Path, dataset: str, system: str, runs: list[list[int]]) -> None:
@@ -543,7 +618,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.limit_passages is not None:
             full = full.limited(args.limit_queries).small_corpus(args.limit_passages)
         t = time.perf_counter()
-        passages = cached_embeddings(embedder, engine, tag, name, "passage", full.corpus, cache)
+        passages = cached_embeddings(embedder, engine, tag, name, "passage", full.embedded_texts(), cache)
         queries = cached_embeddings(embedder, engine, tag, name, "query", full.queries, cache)
         embed_s = time.perf_counter() - t
         if args.embed_only:
@@ -551,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({embed_s:.0f} s)", flush=True)
             continue
         data = full.limited(args.limit_queries)
-        cached = CachedEmbedder(embedder, (full.corpus, passages), (full.queries, queries))
+        cached = CachedEmbedder(embedder, (full.embedded_texts(), passages), (full.queries, queries))
         speed = embedder_speed(embedder, full)
         results: list[tuple[Result, list[list[int]]]] = []
         variants: list[tuple[Result, list[list[int]]]] = []
@@ -581,6 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "kb": kb_info, "embedder_speed": speed, "embed_or_cache_load_s": embed_s,
             "results": [vars(r) for r, _ in results], "variants": [vars(r) for r, _ in variants],
             "agreement": agreement(results, data.gold, AGREEMENT_PAIRS),
+            "paired": paired_gains(results, data.gold),
         }
         entry["differences"] = differences(entry["results"], korean=name.endswith("-ko"))
         report["datasets"][name] = entry

@@ -86,6 +86,7 @@ def open_kb(workdir: Path, vectors: Path, data: Path, rebuild: bool,
         started = time.perf_counter()
         kb = KnowledgeBase.open(path, create=True, embedder=shared)  # type: ignore[arg-type]
         report = kb.ingest([data / "docs"])
+        cache.save()  # the embedding is the slow part: kept even if a later step fails
         info |= {"ingest_s": round(time.perf_counter() - started, 1), "embedded_fresh": shared.log.fresh,
                  "failed": report.failed}
     else:
@@ -136,6 +137,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not hits:  # cannot happen for a route the catalogue vouched for; kept as the searcher would
                 hits, fallbacks = unfiltered, fallbacks + 1
             filtered.append(hits)
+        # the same steps through the knowledge base's own [routing] settings (what `jisik search` does)
+        base = kb.config
+        configured: dict[str, list[list[str]]] = {}
+        for label, routing in CONFIGURED:
+            kb.config = base.model_copy(update={"routing": base.routing.model_copy(update=routing)})
+            configured[label] = [chunk_files(hits) for hits in kb.search_batch(texts, k=K)]
+        kb.config = base
         shared.cache.save()
     finally:
         kb.close()
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"docs: MaxP of {args.pool}": [doc_files(document_ranking(p, decay=0.0)) for p in pool],
         f"docs: aggregate of {args.pool}": [doc_files(document_ranking(p)) for p in pool],
         f"docs: filter + aggregate of {args.pool}": [doc_files(document_ranking(p)) for p in filtered],
+        **configured,
     }
     routed = [i for i, r in enumerate(routes) if r]
     with_filter = [i for i in routed if routes[i].filter]
@@ -169,6 +178,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "fields": _counts("+".join(sorted(routes[i].fields)) for i in routed)},
         "results": evaluate(systems, questions),
     }
+
+
+# [routing] settings run through kb.search_batch; the boost is in standard deviations of the pool's fused scores
+CONFIGURED: list[tuple[str, dict[str, Any]]] = [
+    ("[routing] self_query = filter", {"self_query": "filter"}),
+    *[(f"[routing] self_query = boost, boost = {w}", {"self_query": "boost", "boost": w}) for w in (0.5, 1.0, 2.0)],
+]
 
 
 def files_of(route: Any, catalogue: Any) -> list[str]:

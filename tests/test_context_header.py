@@ -34,7 +34,8 @@ def _refund_policy() -> Document:
 
 
 def _open(path: Path, embedder: HashingEmbedder, **chunking: object) -> KnowledgeBase:
-    return KnowledgeBase.open(path, create=True, embedder=embedder, overrides={"chunking": chunking} if chunking else None)
+    overrides = {"chunking": chunking} if chunking else None
+    return KnowledgeBase.open(path, create=True, embedder=embedder, overrides=overrides)
 
 
 def test_the_embedder_sees_the_header_and_the_store_keeps_the_exact_text(tmp_path: Path) -> None:
@@ -42,8 +43,9 @@ def test_the_embedder_sees_the_header_and_the_store_keeps_the_exact_text(tmp_pat
     doc = _refund_policy()
     with _open(tmp_path / "kb", embedder) as kb:
         kb.add_documents([doc])
-        assert embedder.passages == ["Refund policy > Returns\nReturns are accepted for 14 days.",
-                                     "Refund policy > Refunds\nRefunds take three business days after we receive the item."]
+        assert embedder.passages == [
+            "Refund policy > Returns\nReturns are accepted for 14 days.",
+            "Refund policy > Refunds\nRefunds take three business days after we receive the item."]
         hits = kb.search("refunds three days", mode="dense", k=2)
     assert {hit.text for hit in hits} == {"Returns are accepted for 14 days.",
                                           "Refunds take three business days after we receive the item."}

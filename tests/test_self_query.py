@@ -68,6 +68,11 @@ def test_filter_of_a_route(catalogue: Catalogue) -> None:
     assert route.filter.conditions == (Condition("company", "in", ("NVDA", "MSFT")), Condition("year", "eq", 2022))
 
 
+def test_a_year_alone_boosts_but_does_not_filter(catalogue: Catalogue) -> None:
+    route = route_question("What happened in 2022?", catalogue)
+    assert dict(route.fields) == {"year": ("2022",)} and not route.filter
+
+
 def test_no_filter_when_no_document_has_the_combination(catalogue: Catalogue) -> None:
     route = route_question("삼성전자 2023년 3분기", catalogue)  # 삼성전자 has only 2023Q1 here
     assert route.fields == {"company": ("삼성전자",), "quarter": ("2023Q3",)}

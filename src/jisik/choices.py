@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 SearchMode = Literal["dense", "bm25", "hybrid", "mmr"]
-Fusion = Literal["rrf", "weighted"]
+Fusion = Literal["adaptive", "weighted", "rrf"]
 Chain = Literal["stuff", "map_reduce", "refine"]
 AnswerLanguage = Literal["auto", "ko", "en"]
 MemoryKind = Literal["buffer", "window", "tokens", "summary"]

@@ -69,6 +69,10 @@ class EmbedderConfig(_Section):
     timeout: float = Field(60.0, gt=0)
 
 
+def _default_header() -> list[HeaderField]:
+    return ["title", "section"]
+
+
 class ChunkingConfig(BaseModel):
     """How documents are cut into chunks (``[chunking]`` in jisik.toml; used by :mod:`jisik.ingest.chunking`)."""
 
@@ -91,7 +95,7 @@ class ChunkingConfig(BaseModel):
         description="'chars', or 'tokens' of the embedding model (needs an embedder that counts tokens).",
     )
     header: list[HeaderField] = Field(
-        default_factory=lambda: ["title", "section"],
+        default_factory=_default_header,
         description="Context header embedded in front of each chunk (never stored in it): any of 'title', "
         "'file', 'section', 'page'; [] for none. Changing it needs `jisik reindex --embeddings`.",
     )
@@ -239,7 +243,7 @@ class RetrievalConfig(_Section):
 
     mode: SearchMode = "hybrid"
     k: int = Field(6, ge=1)
-    fusion: Fusion = "weighted"
+    fusion: Fusion = Field("adaptive", description="adaptive: per-query weights from score distributions")
     rrf_k: int = Field(60, ge=1, description="RRF constant; 60 from Cormack et al. 2009")
     dense_weight: float = Field(0.5, ge=0)
     bm25_weight: float = Field(0.5, ge=0)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jisik.config import CONFIG_FILE, KBConfig, LLMConfig, RerankConfig, dump_config, load_config
 from jisik.embed import Embedder, create_embedder
@@ -56,6 +56,7 @@ class KnowledgeBase:
         self._extractive: Any = None
         self._prompts: Any = None
         self._guards: dict[bool, Guard] = {}
+        self._catalogue_cache: tuple[int | None, Any] | None = None
         self._rerankers: dict[str, Reranker | None] = {}
         # one server process shares a KnowledgeBase between request threads: models load once, not per race
         self._parts_lock = threading.RLock()
@@ -259,14 +260,59 @@ class KnowledgeBase:
         reranker = self.reranker if rerank is None else self._resolve_reranker(rerank)
         lexical_only = search_options.mode == "bm25"  # BM25 never embeds: the embedder is not loaded for it
         self._bind(embedder=not lexical_only)
-        embedder: Embedder = _DeferredEmbedder(self) if lexical_only else self.embedder
+        # read-only model/dim properties: the Embedder protocol's plain attributes do not admit them
+        embedder = cast("Embedder", _DeferredEmbedder(self)) if lexical_only else self.embedder
         searcher = Searcher(self.store, embedder, self.analyzer)
-        if reranker is None:
+        routing = self.config.routing
+        if reranker is None and routing.self_query == "off":
             return searcher.search_batch(queries, search_options)
-        # the reranker sees more than k candidates: a passage the fusion ranked 15th can still come first
-        wide = replace(search_options, k=max(search_options.k, self.config.rerank.candidates))
-        reranked = reranker.rerank_batch(list(queries), searcher.search_batch(queries, wide))
-        return [row[: search_options.k] for row in reranked]
+        # the reranker and the routing boost see more than k candidates: a passage the fusion ranked 15th
+        # can still come first
+        pool = max(search_options.k, self.config.rerank.candidates if reranker else 0,
+                   search_options.fetch_k if routing.self_query == "boost" else 0)
+        wide = replace(search_options, k=pool)
+        rows = self._routed_search(searcher, list(queries), wide) if routing.self_query != "off" \
+            else searcher.search_batch(queries, wide)
+        if reranker is not None:
+            rows = reranker.rerank_batch(list(queries), rows)
+        return [row[: search_options.k] for row in rows]
+
+    def _routed_search(self, searcher: Searcher, queries: list[str], options: SearchOptions) -> list[list[Hit]]:
+        """Search with ``[routing] self_query``: the companies and periods a question names (matched to the values
+        this knowledge base's documents hold) filter the search, or lift those documents' chunks."""
+        from jisik.retrieve.self_query import boost_hits, llm_route, route_question
+
+        routing = self.config.routing
+        catalogue = self._catalogue()
+        if not catalogue:
+            return searcher.search_batch(queries, options)
+        model = self._resolve_llm(None) if routing.self_query_llm else None  # the [llm] backend; none: the rules
+        routes = [llm_route(q, catalogue, model) if model is not None else route_question(q, catalogue)
+                  for q in queries]
+        if routing.self_query == "boost":
+            rows = searcher.search_batch(queries, options)
+            return [boost_hits(row, route, routing.boost * _score_spread(row)) if route else row
+                    for row, route in zip(rows, routes, strict=True)]
+        out = []
+        for query, route in zip(queries, routes, strict=True):
+            if route.filter:
+                narrowed = replace(options, where=Filter(options.where.conditions + route.filter.conditions))
+                hits = searcher.search_batch([query], narrowed)[0]
+                if hits:  # a route that matches nothing searched (a stale catalogue): search everything
+                    out.append(hits)
+                    continue
+            out.append(searcher.search_batch([query], options)[0])
+        return out
+
+    def _catalogue(self) -> Any:
+        """The companies, quarters and years the documents hold, read once per committed generation."""
+        from jisik.retrieve.self_query import catalogue_of
+
+        generation = getattr(self.store, "generation", None)  # a backend without generations: read every time
+        cached = self._catalogue_cache
+        if cached is None or cached[0] != generation or generation is None:
+            self._catalogue_cache = cached = (generation, catalogue_of(self.store, self.config.metadata.aliases))
+        return cached[1]
 
     @property
     def reranker(self) -> Reranker | None:
@@ -538,3 +584,13 @@ class _DeferredEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         return self._kb.embedder.embed_queries(texts)
+
+
+def _score_spread(hits: Sequence[Hit]) -> float:
+    """Standard deviation of the hits' scores (1.0 for fewer than two): the routing boost is given in this unit,
+    so it means the same for every fusion method and retriever, whatever their scales."""
+    if len(hits) < 2:
+        return 1.0
+    scores = [hit.score for hit in hits]
+    mean = sum(scores) / len(scores)
+    return (sum((x - mean) ** 2 for x in scores) / len(scores)) ** 0.5 or 1.0

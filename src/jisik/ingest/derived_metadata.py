@@ -353,10 +353,8 @@ def first_page_company(text: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)
 def _from_label(label: str) -> tuple[int | None, str | None, str | None, str | None, str | None]:
-    """Year, quarter, date, company, fuller name from one file name or title (cached: every row of a CSV file
-    shares its file name)."""
+    """Year, quarter, date, company, fuller name from one file name or title."""
     periods = find_periods(label)
     quarter = _one(p.value for p in periods if p.kind == "quarter")
     date = _one(p.value for p in periods if p.kind == "date")
@@ -370,6 +368,11 @@ def _from_label(label: str) -> tuple[int | None, str | None, str | None, str | N
     company, full = company_in(label, has_period=bool(periods))
     return (int(year) if year is not None else None, str(quarter) if quarter else None,
             str(date) if date else None, company, full)
+
+
+# Every row of a CSV file shares its file name: read it once. (Titles are not cached: each row has its own, and a
+# cache that thrashes past its size makes a second ingest of a big file cost more per row than a small one's.)
+_from_file_name = functools.lru_cache(maxsize=256)(_from_label)
 
 
 def derive_metadata(title: str | None, file_name: str | None, first_page: str | None = None,
@@ -387,10 +390,10 @@ def derive_metadata(title: str | None, file_name: str | None, first_page: str | 
     DerivedMetadata(year=None, quarter=None, date=None, company=None, company_name=None)
     """
     found: dict[str, str | int] = {}
-    for label in (clean_file_name(file_name) if file_name else None, title):
+    for label, read in ((clean_file_name(file_name) if file_name else None, _from_file_name), (title, _from_label)):
         if not label:
             continue
-        for name, value in zip(DERIVED_FIELDS, _from_label(label.strip()[:300]), strict=True):
+        for name, value in zip(DERIVED_FIELDS, read(label.strip()[:300]), strict=True):
             if value is not None:
                 found.setdefault(name, value)
     if first_page and "company_name" not in found:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from jisik.errors import QueryError
 from jisik.filters import Filter
 from jisik.records import Hit
-from jisik.retrieve.fusion import reciprocal_rank_fusion, weighted_fusion
+from jisik.retrieve.fusion import adaptive_weights, reciprocal_rank_fusion, weighted_fusion, zscore_fusion
 from jisik.retrieve.mmr import maximal_marginal_relevance
 from jisik.text.analyzers import analyze_queries
 from jisik.text.language import detect_language, text_language
@@ -104,11 +104,12 @@ class Searcher:
             results = []
             for row, query in enumerate(queries):
                 qvec = query_vectors[row] if query_vectors is not None else None
-                results.append(self._one(view, query, qvec, dense[row], lexical[row], options))
+                terms = query_terms[row] if query_terms is not None else []
+                results.append(self._one(view, query, qvec, terms, dense[row], lexical[row], options))
         return results
 
-    def _one(self, view: StoreReader, query: str, qvec: Vectors | None, dense: ScoredIds, lexical: ScoredIds,
-             options: SearchOptions) -> list[Hit]:
+    def _one(self, view: StoreReader, query: str, qvec: Vectors | None, terms: Sequence[str], dense: ScoredIds,
+             lexical: ScoredIds, options: SearchOptions) -> list[Hit]:
         cosine = dict(dense)
         bm25 = dict(lexical)
         fetched: dict[int, Hit] = {}
@@ -125,6 +126,18 @@ class Searcher:
             weights = [options.dense_weight, options.bm25_weight]
             if options.fusion == "rrf":
                 ranked = reciprocal_rank_fusion([dense, lexical], k=options.rrf_k, weights=weights, abstain=abstain)
+            elif options.fusion == "adaptive":
+                # weights from this query's own score distributions, over the two top lists as retrieved ...
+                judged = [dense, [(i, s) for i, s in lexical if i not in abstain[1]]]
+                weights = adaptive_weights(judged, weights)
+                # ... then every candidate scored by both retrievers, so none is judged by its absence
+                complete = _completed(view, qvec, terms, dense, lexical, list(ids))
+                ranked = zscore_fusion(complete, weights, [dense, lexical], abstain=abstain)
+                for i, score in complete[0]:
+                    cosine.setdefault(i, score)
+                for i, score in complete[1]:
+                    if score > 0:
+                        bm25.setdefault(i, score)
             else:
                 ranked = weighted_fusion([dense, lexical], weights, abstain=abstain)
         else:
@@ -157,6 +170,20 @@ class Searcher:
         picks = maximal_marginal_relevance(np.asarray(qvec, dtype=np.float32), candidates, options.k,
                                            options.lambda_mult)
         return [(ids[p], float(dense[p][1])) for p in picks]
+
+
+def _completed(view: StoreReader, qvec: Vectors | None, terms: Sequence[str], dense: ScoredIds,
+               lexical: ScoredIds, candidates: list[int]) -> list[ScoredIds]:
+    """Both retrievers' scores for every candidate of either list: cosines from the stored vectors, BM25 scores
+    from the index (0.0 where no query term occurs). Lists are kept in candidate order (fusion sorts them)."""
+    cosine, bm25 = dict(dense), dict(lexical)
+    missing = [i for i in candidates if i not in cosine]
+    if missing and qvec is not None:
+        cosine.update(zip(missing, (view.vectors(missing) @ qvec).tolist(), strict=True))
+    missing = [i for i in candidates if i not in bm25]
+    if missing and terms:
+        bm25.update(zip(missing, view.lexical_scores([terms], [missing])[0], strict=True))
+    return [[(i, cosine[i]) for i in candidates if i in cosine], [(i, bm25.get(i, 0.0)) for i in candidates]]
 
 
 def other_language_ids(query: str, texts: Mapping[int, str]) -> set[int]:

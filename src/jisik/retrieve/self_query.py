@@ -12,9 +12,10 @@ quarters", "추이").
 
 A :class:`Route` is used one of two ways (``[routing] self_query``): as a hard :class:`~jisik.filters.Filter`
 (a route whose combination no document has gives no filter at all, so a search never comes back empty because
-of it), or as a soft boost of the chunks of matching documents (:func:`boost_hits`). This is "self-querying"
-retrieval (LangChain's ``SelfQueryRetriever``; Ma et al. 2023, "Query rewriting for retrieval-augmented LLMs")
-with a grammar instead of an LLM; :func:`llm_route` asks an LLM for the same fields, the rules as its fallback.
+of it; nor does a year alone, weak evidence), or as a soft boost of the chunks of matching documents
+(:func:`boost_hits`). This is "self-querying" retrieval (LangChain's ``SelfQueryRetriever``; Ma et al. 2023,
+"Query rewriting for retrieval-augmented LLMs") with a grammar instead of an LLM; :func:`llm_route` asks an LLM
+for the same fields, the rules as its fallback.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ _LATEST = re.compile(
     r"(?<![a-z])(?:most\s+recent|latest|newest|current|this)\s+(?:fiscal\s+)?(?:quarter|10-?q|filing|report|"
     r"quarterly\s+report|period)|(?<![a-z])(?:most\s+recent|latest|newest)(?![a-z])|가장\s*최근|최근|최신|이번\s*분기",
     re.IGNORECASE)
-# A question that compares periods wants several of them: "latest" then does not narrow it to one quarter.
+# A question that asks about other periods too wants several documents: "latest" then does not narrow it to one
+# quarter. Only words that point at other periods count: "compare the segments in the latest 10-Q" is one filing.
 _COMPARES = re.compile(
-    r"(?<![a-z])(?:previous|prior|earlier|past|over\s+time|across|trend|trends|evolv\w*|evolution|these|"
-    r"each\s+quarter|over\s+the\s+(?:quarters|periods|reporting)|quarters|periods)(?![a-z])|이전|과거|추이|변화|분기별|비교",
+    r"(?<![a-z])(?:previous|prior|earlier|past|over\s+time|trends?|evolv\w*|evolution|each\s+quarter|"
+    r"(?:across|over|these|all)\s+(?:the\s+)?(?:quarters|periods|filings|reports|10-?qs|reporting))(?![a-z])"
+    r"|이전|과거|추이|분기별|지난\s*분기들",
     re.IGNORECASE)
 
 
@@ -257,6 +260,11 @@ def _with_filter(fields: dict[str, tuple[str, ...]], catalogue: Catalogue, notes
     """The route with its hard filter: every field, when some document has the combination; else none."""
     if not fields:
         return Route({}, Filter(), tuple(notes), source)
+    if set(fields) == {"year"}:
+        # A year alone is weak evidence: "in 1973" names a year in many a question about a document that is not
+        # "of" 1973 (a Wikipedia article titled "1973 oil crisis" would take them all). It boosts, never filters.
+        notes.append("a year alone: boost only, no filter")
+        return Route(fields, Filter(), tuple(notes), source)
     if not catalogue.has(fields):
         notes.append("no document has " + ", ".join(f"{k}={'|'.join(v)}" for k, v in fields.items())
                      + ": no filter")

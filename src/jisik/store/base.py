@@ -77,6 +77,11 @@ class StoreReader(Protocol):
 
     def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]: ...
 
+    def lexical_scores(self, queries: Sequence[Sequence[str]], chunk_ids: Sequence[Sequence[int]]) -> list[list[float]]:
+        """BM25 score of each given chunk for its query (0.0 where no query term occurs): hybrid fusion scores
+        the dense retriever's candidates that BM25's top list left out."""
+        ...
+
     def vectors(self, chunk_ids: Sequence[int]) -> Vectors: ...
 
     def hits(self, scored: ScoredIds) -> list[Hit]:

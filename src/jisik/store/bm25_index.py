@@ -449,6 +449,22 @@ class LexicalIndex:
         scored = self._row_scores(terms)
         return np.zeros(self._n_live) if scored is None else scored[0][self._alive]
 
+    def scores_of(self, terms: Sequence[str], chunk_ids: Sequence[int]) -> list[float]:
+        """BM25 scores of these chunks for one query (0.0 for a chunk without a query term, or not in the index).
+
+        Fusion needs a score for every candidate, also those only the dense retriever proposed: the
+        score a chunk would have had, not the 0 its absence from BM25's top list suggests.
+        """
+        scored = self._row_scores(terms)
+        if scored is None or not chunk_ids or not len(self._sorted_ids):
+            return [0.0] * len(chunk_ids)
+        row_scores = scored[0]
+        wanted = np.asarray(chunk_ids, dtype=self._sorted_ids.dtype)
+        at = np.minimum(np.searchsorted(self._sorted_ids, wanted), len(self._sorted_ids) - 1)
+        rows = self._sorted_rows[at]
+        found = (self._sorted_ids[at] == wanted) & self._alive[rows]
+        return np.where(found, row_scores[rows], 0.0).tolist()  # type: ignore[no-any-return]
+
     def top_k(self, terms: Sequence[str], k: int, allowed: IdArray | None) -> list[tuple[int, float]]:
         """The ``k`` best ``(chunk id, score)`` with a positive score, best first, ties by chunk id.
 

@@ -397,6 +397,10 @@ class LocalReader:
         lexical = self._indexes.lexical
         return [lexical.top_k(terms, k, allowed) for terms in queries]
 
+    def lexical_scores(self, queries: Sequence[Sequence[str]], chunk_ids: Sequence[Sequence[int]]) -> list[list[float]]:
+        lexical = self._indexes.lexical
+        return [lexical.scores_of(terms, ids) for terms, ids in zip(queries, chunk_ids, strict=True)]
+
     def vectors(self, chunk_ids: Sequence[int]) -> Vectors:
         ids = list(chunk_ids)
         found: dict[int, bytes] = dict(rows_for_ids(self._conn, "SELECT id, vector FROM chunks WHERE id IN ({ids})",
