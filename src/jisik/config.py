@@ -205,9 +205,10 @@ class RoutingConfig(_Section):
     them higher. ``aggregate`` ranks documents by their best chunk plus their next strong ones.
     """
 
-    self_query: Literal["off", "filter", "boost"] = "off"
+    self_query: Literal["off", "filter", "boost"] = "boost"
     self_query_llm: bool = Field(False, description="extract the fields with the [llm] backend (rules as fallback)")
-    boost: float = Field(0.1, ge=0, description="score added to a chunk of a routed document (fused scores are 0-1)")
+    boost: float = Field(1.0, ge=0, description="lift of a routed document's chunks, in standard deviations of the "
+                         "candidates' fused scores")
     aggregate: Literal["off", "document", "page"] = "off"
     aggregate_depth: int = Field(3, ge=1, description="chunks per document that count")
     aggregate_decay: float = Field(0.5, ge=0, le=1, description="weight of the n-th chunk: decay ** (n - 1)")

@@ -264,15 +264,20 @@ class KnowledgeBase:
         embedder = cast("Embedder", _DeferredEmbedder(self)) if lexical_only else self.embedder
         searcher = Searcher(self.store, embedder, self.analyzer)
         routing = self.config.routing
-        if reranker is None and routing.self_query == "off":
+        if reranker is None and routing.self_query == "off" and routing.aggregate == "off":
             return searcher.search_batch(queries, search_options)
-        # the reranker and the routing boost see more than k candidates: a passage the fusion ranked 15th
-        # can still come first
+        # the reranker, the routing boost and the aggregation see more than k candidates: a passage the fusion
+        # ranked 15th can still come first
         pool = max(search_options.k, self.config.rerank.candidates if reranker else 0,
-                   search_options.fetch_k if routing.self_query == "boost" else 0)
+                   search_options.fetch_k if routing.self_query == "boost" or routing.aggregate != "off" else 0)
         wide = replace(search_options, k=pool)
         rows = self._routed_search(searcher, list(queries), wide) if routing.self_query != "off" \
             else searcher.search_batch(queries, wide)
+        if routing.aggregate != "off":
+            from jisik.retrieve.aggregate import aggregate_hits
+
+            rows = [aggregate_hits(row, level=routing.aggregate, depth=routing.aggregate_depth,
+                                   decay=routing.aggregate_decay) for row in rows]
         if reranker is not None:
             rows = reranker.rerank_batch(list(queries), rows)
         return [row[: search_options.k] for row in rows]

@@ -65,9 +65,15 @@ def group_ranked(items: Sequence[T], key: Callable[[T], Hashable], score: Callab
 
     >>> group_ranked([("a", .9), ("b", .8), ("c", .75), ("b", .7)], key=lambda x: x[0], score=lambda x: x[1])
     [('b', 0.8), ('b', 0.7), ('a', 0.9), ('c', 0.75)]
+    >>> group_ranked([("a", 1.2), ("b", 0.8), ("c", -0.5), ("b", 0.7)], key=lambda x: x[0], score=lambda x: x[1])
+    [('b', 0.8), ('b', 0.7), ('a', 1.2), ('c', -0.5)]
     """
     keys = [key(item) for item in items]
-    pairs = rank_scores(keys) if by == "rank" else list(zip(keys, (score(i) for i in items), strict=True))
+    scores = [score(i) for i in items]
+    # negative scores (fused z-scores, below their mean) are measured from the pool's weakest item, so a group's
+    # extra items add evidence: summed as they are, they would make a document lose by its own support
+    floor = min([0.0, *scores])
+    pairs = rank_scores(keys) if by == "rank" else [(k, s - floor) for k, s in zip(keys, scores, strict=True)]
     order = {k: position for position, (k, _) in enumerate(aggregate_scores(pairs, depth=depth, decay=decay))}
     return [item for _, item in sorted(enumerate(items), key=lambda pair: (order[keys[pair[0]]], pair[0]))]
 
