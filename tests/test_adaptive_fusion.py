@@ -16,7 +16,8 @@ from jisik.store.bm25_index import LexicalIndex
 
 SHOP = [
     Document(doc_id="returns", source="returns.md", text="반품 기간은 구매 후 14일입니다. 영수증이 필요합니다."),
-    Document(doc_id="shipping", source="shipping.md", text="배송은 보통 2일에서 3일 걸립니다. 제주도는 하루 더 걸립니다."),
+    Document(doc_id="shipping", source="shipping.md",
+             text="배송은 보통 2일에서 3일 걸립니다. 제주도는 하루 더 걸립니다."),
     Document(doc_id="warranty", source="warranty.md", text="제품 보증 기간은 1년입니다. 배터리는 6개월 보증합니다."),
     Document(doc_id="refunds-en", source="refunds.md", text="Refunds are paid within three business days."),
 ]
