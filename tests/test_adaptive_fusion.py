@@ -108,3 +108,11 @@ def test_document_aggregation_puts_the_best_supported_document_first(tmp_path: P
     order = [hit.doc_id for hit in hits]
     assert order == sorted(order, key=order.index)  # each document's chunks together
     assert order[0] == "many"
+
+
+def test_a_korean_typo_still_finds_the_chunk_through_search(tmp_path: Path) -> None:
+    with KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder()) as kb:
+        kb.add_documents(SHOP)
+        hits = kb.search("배타리는요?", mode="bm25", k=1)  # 배터리, one vowel off: no chunk holds 배타리
+        assert [hit.doc_id for hit in hits] == ["warranty"]
+        assert kb.search("반품기간", mode="bm25", k=1)[0].doc_id == "returns"  # no space: Kiwi splits the compound

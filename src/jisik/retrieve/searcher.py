@@ -16,6 +16,7 @@ from jisik.retrieve.fusion import adaptive_weights, reciprocal_rank_fusion, weig
 from jisik.retrieve.mmr import maximal_marginal_relevance
 from jisik.text.analyzers import analyze_queries
 from jisik.text.language import detect_language, text_language
+from jisik.text.spelling import correct_terms
 
 if TYPE_CHECKING:
     from jisik.choices import Fusion, SearchMode
@@ -97,6 +98,8 @@ class Searcher:
         # the query side of the analyser: ko-en drops question words (언제, 어떻게 되나요) there (issue 14, part 5)
         query_terms = analyze_queries(self.analyzer, queries) if mode in ("bm25", "hybrid") else None
         with self.store.reader() as view:
+            if query_terms is not None:  # a Korean term no chunk holds (a typo: 기깐) becomes its indexed neighbour
+                query_terms = [correct_terms(terms, view.document_frequency) for terms in query_terms]
             dense = (view.search_dense(query_vectors, options.k if mode == "dense" else pool, options.where)
                      if query_vectors is not None else [[] for _ in queries])
             lexical = (view.search_lexical(query_terms, pool, options.where)

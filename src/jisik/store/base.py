@@ -77,6 +77,11 @@ class StoreReader(Protocol):
 
     def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]: ...
 
+    def document_frequency(self, term: str) -> int:
+        """How many chunks of this generation contain the BM25 ``term`` (0 when none): the query-side spelling
+        correction (:mod:`jisik.text.spelling`) replaces a term no chunk holds by an indexed one."""
+        ...
+
     def lexical_scores(self, queries: Sequence[Sequence[str]], chunk_ids: Sequence[Sequence[int]]) -> list[list[float]]:
         """BM25 score of each given chunk for its query (0.0 where no query term occurs): hybrid fusion scores
         the dense retriever's candidates that BM25's top list left out."""

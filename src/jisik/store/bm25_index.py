@@ -449,6 +449,11 @@ class LexicalIndex:
         scored = self._row_scores(terms)
         return np.zeros(self._n_live) if scored is None else scored[0][self._alive]
 
+    def document_frequency(self, term: str) -> int:
+        """How many live chunks contain ``term`` (0 for a term the index has never seen)."""
+        i = self._vocab.get(term)
+        return int(self._df[i]) if i is not None and i < len(self._df) else 0
+
     def scores_of(self, terms: Sequence[str], chunk_ids: Sequence[int]) -> list[float]:
         """BM25 scores of these chunks for one query (0.0 for a chunk without a query term, or not in the index).
 

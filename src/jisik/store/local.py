@@ -397,6 +397,9 @@ class LocalReader:
         lexical = self._indexes.lexical
         return [lexical.top_k(terms, k, allowed) for terms in queries]
 
+    def document_frequency(self, term: str) -> int:
+        return self._indexes.lexical.document_frequency(term)
+
     def lexical_scores(self, queries: Sequence[Sequence[str]], chunk_ids: Sequence[Sequence[int]]) -> list[list[float]]:
         lexical = self._indexes.lexical
         return [lexical.scores_of(terms, ids) for terms, ids in zip(queries, chunk_ids, strict=True)]
