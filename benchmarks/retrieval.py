@@ -338,6 +338,9 @@ JISIK_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("jisik hybrid weighted dense 0.7 / bm25 0.3", {"mode": "hybrid", "fusion": "weighted",
                                                     "dense_weight": 0.7, "bm25_weight": 0.3}),
     ("jisik mmr lambda 0.9", {"mode": "mmr", "lambda_mult": 0.9}),
+    # the one constant of adaptive fusion (jisik.retrieve.fusion.GAP_PSEUDO_COUNT, default 1)
+    *[(f"jisik hybrid adaptive, gap pseudo-count {c}", {"mode": "hybrid", "_pseudo_count": c})
+      for c in (0.0, 0.5, 2.0)],
 ]
 
 
@@ -366,11 +369,20 @@ def build_jisik(data: Dataset, embedder: CachedEmbedder) -> tuple[Any, float, di
 
 
 def run_jisik(kb: Any, data: Dataset, label: str, options: dict[str, Any]) -> tuple[Result, list[list[int]]]:
+    from jisik.retrieve import fusion
+
+    search_options = {key: value for key, value in options.items() if not key.startswith("_")}
+
     def search(queries: Sequence[str]) -> list[list[int]]:
-        hits = kb.search_batch(list(queries), k=K, **options)
+        hits = kb.search_batch(list(queries), k=K, **search_options)
         return [[int(h.doc_id[1:]) for h in row] for row in hits]
 
-    runs, qps = _timed_runs(search, data.queries, QUERY_BATCH)
+    default_count = fusion.GAP_PSEUDO_COUNT
+    fusion.GAP_PSEUDO_COUNT = options.get("_pseudo_count", default_count)
+    try:
+        runs, qps = _timed_runs(search, data.queries, QUERY_BATCH)
+    finally:
+        fusion.GAP_PSEUDO_COUNT = default_count
     return Result(label, evaluate_run(runs, data.gold), qps, extra={"options": options}), runs
 
 
