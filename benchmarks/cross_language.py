@@ -63,6 +63,7 @@ from retrieval import (
     Dataset,
     build_jisik,
     cached_embeddings,
+    load_belebele,
     make_embedder,
     run_jisik,
     source_state,
@@ -160,21 +161,8 @@ def make_setting(pairs: Sequence[Pair], query_lang: str, corpus: str) -> tuple[D
 
 
 def belebele(folder: Path) -> Dataset:
-    """Belebele Korean in its BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv (one gold each)."""
-    def rows(name: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
-
-    corpus = rows("corpus.jsonl")
-    position = {str(doc["_id"]): i for i, doc in enumerate(corpus)}
-    qrels: dict[str, set[int]] = {}
-    for line in (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
-        qid, doc, *score = line.split("\t")
-        if not score or float(score[0]) > 0:
-            qrels.setdefault(qid, set()).add(position[doc])
-    queries = [q for q in rows("queries.jsonl") if str(q["_id"]) in qrels]
-    texts = [(doc.get("title", "") + "\n" + doc["text"]).strip() for doc in corpus]
-    return Dataset("belebele-ko", texts, [q["text"] for q in queries], [qrels[str(q["_id"])] for q in queries],
-                   "Belebele Korean")
+    """Belebele Korean (retrieval.py's loader)."""
+    return load_belebele(folder, "belebele-ko")
 
 
 # -- the language gap of the embedder ------------------------------------------------------------------

@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 from _common import machine
 from _metrics import evaluate_run
+from retrieval import DATASETS as RETRIEVAL_SETS
+from retrieval import Dataset
 
 from jisik.store.bm25_index import LexicalIndex
 from jisik.text._kiwi import get_kiwi
@@ -58,63 +60,14 @@ K = 10
 BATCH = 256
 
 
-@dataclass
-class Dataset:
-    name: str
-    corpus: list[str]
-    queries: list[str]
-    gold: list[set[int]]
-    korean: bool
+def _load(name: str) -> Dataset:
+    """The same sets, corpora, queries and gold as ``benchmarks/retrieval.py`` (its loaders)."""
+    relative, loader = RETRIEVAL_SETS[name]
+    return loader(DATA / relative, name)
 
 
-def _msmarco(path: Path, name: str, korean: bool) -> Dataset:
-    rows = json.loads(path.read_text(encoding="utf-8"))
-    ids: dict[str, int] = {}
-    queries, gold = [], []
-    for row in rows:
-        positives = row["positive"] if isinstance(row["positive"], list) else [row["positive"]]
-        gold.append({ids.setdefault(p, len(ids)) for p in positives})
-        queries.append(row["query"])
-    return Dataset(name, list(ids), queries, gold, korean)
-
-
-def _beir(folder: Path, name: str) -> Dataset:
-    def rows(file: str) -> list[dict[str, str]]:
-        with (folder / file).open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-
-    docs = rows("corpus.jsonl")
-    position = {d["_id"]: i for i, d in enumerate(docs)}
-    qrels: dict[str, set[int]] = {}
-    with (folder / "qrels" / "test.tsv").open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            qid, did, score = line.rstrip("\n").split("\t")
-            if int(score) > 0:
-                qrels.setdefault(qid, set()).add(position[did])
-    queries = [q for q in rows("queries.jsonl") if q["_id"] in qrels]
-    corpus = [(d.get("title", "") + "\n" + d["text"]).strip() for d in docs]
-    return Dataset(name, corpus, [q["text"] for q in queries], [qrels[q["_id"]] for q in queries], True)
-
-
-def _squad(path: Path, name: str) -> Dataset:
-    corpus: list[str] = []
-    queries, gold = [], []
-    for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
-        for paragraph in article["paragraphs"]:
-            corpus.append(paragraph["context"])
-            for qa in paragraph["qas"]:
-                queries.append(qa["question"])
-                gold.append({len(corpus) - 1})
-    return Dataset(name, corpus, queries, gold, False)
-
-
-DATASETS: dict[str, Callable[[], Dataset]] = {
-    "msmarco-ko": lambda: _msmarco(DATA / "msmarco_ko_en" / "msmarco_kor.json", "msmarco-ko", True),
-    "belebele-ko": lambda: _beir(DATA / "belebele_ko", "belebele-ko"),
-    "msmarco-en": lambda: _msmarco(DATA / "msmarco_ko_en" / "msmarco_eng.json", "msmarco-en", False),
-    "squad": lambda: _squad(DATA / "squad_v1.1_dev" / "dev-v1.1.json", "squad"),
-}
+DATASETS: dict[str, Callable[[], Dataset]] = {name: (lambda n=name: _load(n))
+                                              for name in ("msmarco-ko", "belebele-ko", "msmarco-en", "squad")}
 
 
 # -- perturbations -------------------------------------------------------------------------------------------
@@ -275,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         queries, gold = data.queries[: args.limit], data.gold[: args.limit]
         index = build_index(corpus_terms(analyzer, data))
         sets = {"original": queries}
-        if data.korean and not args.originals:
+        if data.name.endswith("-ko") and not args.originals:
             stems = {t[:2] for t in index.df if len(t) >= 2}
             sets |= {"no spaces": [remove_spaces(q, args.seed) for q in queries],
                      "split words": [split_word(q, args.seed) for q in queries],
@@ -283,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for set_name, texts in sets.items():
             changed = sum(a != b for a, b in zip(texts, queries, strict=True))
             for label, analysis in analyses(analyzer).items():
-                if not data.korean and label not in ("index analysis", "+typo fix", "+space tolerance"):
+                if not data.name.endswith("-ko") and label not in ("index analysis", "+typo fix", "+space tolerance"):
                     continue
                 t0 = time.perf_counter()
                 terms = analysis(texts, index)

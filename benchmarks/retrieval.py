@@ -142,7 +142,7 @@ def _squad(path: Path, name: str) -> Dataset:
                    titles if titled else None)
 
 
-def _belebele(folder: Path, name: str) -> Dataset:
+def load_belebele(folder: Path, name: str) -> Dataset:
     """Belebele Korean in its BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv (one gold each)."""
     def rows(file: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in (folder / file).read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -163,7 +163,7 @@ def _belebele(folder: Path, name: str) -> Dataset:
 DATASETS: dict[str, tuple[str, Callable[[Path, str], Dataset]]] = {
     "msmarco-ko": ("msmarco_ko_en/msmarco_kor.json", _msmarco),
     "msmarco-en": ("msmarco_ko_en/msmarco_eng.json", _msmarco),
-    "belebele-ko": ("belebele_ko", _belebele),
+    "belebele-ko": ("belebele_ko", load_belebele),
     "squad": ("squad_v1.1_dev/dev-v1.1.json", _squad),
     "squad-titled": ("squad_v1.1_dev/dev-v1.1.json", _squad),
 }
