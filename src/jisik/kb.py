@@ -264,22 +264,23 @@ class KnowledgeBase:
         embedder = cast("Embedder", _DeferredEmbedder(self)) if lexical_only else self.embedder
         searcher = Searcher(self.store, embedder, self.analyzer)
         routing = self.config.routing
-        if reranker is None and routing.self_query == "off" and routing.aggregate == "off":
+        # routing needs documents with derived metadata (companies, periods); most collections have none
+        routed = routing.self_query != "off" and bool(self._catalogue())
+        if reranker is None and not routed and routing.aggregate == "off":
             return searcher.search_batch(queries, search_options)
-        # the reranker, the routing boost and the aggregation see more than k candidates: a passage the fusion
-        # ranked 15th can still come first
-        pool = max(search_options.k, self.config.rerank.candidates if reranker else 0,
-                   search_options.fetch_k if routing.self_query == "boost" or routing.aggregate != "off" else 0)
+        # the routing boost and the aggregation reorder the whole candidate pool, the reranker its best
+        # `candidates`: a passage the fusion ranked 15th can still come first
+        reranked = max(search_options.k, self.config.rerank.candidates) if reranker else search_options.k
+        pool = max(reranked, search_options.fetch_k if routed or routing.aggregate != "off" else 0)
         wide = replace(search_options, k=pool)
-        rows = self._routed_search(searcher, list(queries), wide) if routing.self_query != "off" \
-            else searcher.search_batch(queries, wide)
+        rows = self._routed_search(searcher, list(queries), wide) if routed else searcher.search_batch(queries, wide)
         if routing.aggregate != "off":
             from jisik.retrieve.aggregate import aggregate_hits
 
             rows = [aggregate_hits(row, level=routing.aggregate, depth=routing.aggregate_depth,
                                    decay=routing.aggregate_decay) for row in rows]
         if reranker is not None:
-            rows = reranker.rerank_batch(list(queries), rows)
+            rows = reranker.rerank_batch(list(queries), [row[:reranked] for row in rows])
         return [row[: search_options.k] for row in rows]
 
     def _routed_search(self, searcher: Searcher, queries: list[str], options: SearchOptions) -> list[list[Hit]]:
@@ -289,8 +290,6 @@ class KnowledgeBase:
 
         routing = self.config.routing
         catalogue = self._catalogue()
-        if not catalogue:
-            return searcher.search_batch(queries, options)
         model = self._resolve_llm(None) if routing.self_query_llm else None  # the [llm] backend; none: the rules
         routes = [llm_route(q, catalogue, model) if model is not None else route_question(q, catalogue)
                   for q in queries]

@@ -84,6 +84,11 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks o
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
+def debugging() -> bool:
+    """Whether ``jisik --debug`` was given (commands then say more on stderr)."""
+    return _state["debug"]
+
+
 def print_error(exc: JisikError) -> None:
     """``error: message`` and ``hint: …`` on stderr, each one logical line (folded by the terminal,
     so paths in it can be copied whole)."""

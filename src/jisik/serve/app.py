@@ -9,7 +9,6 @@ then loads the models in the background: ``/healthz`` answers at once, ``/readyz
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from jisik.errors import ConfigError
+from jisik.serve.discovery import is_loopback
 from jisik.serve.state import DEFAULT_STATE_DB
 
 log = logging.getLogger("jisik.serve")
@@ -50,20 +50,6 @@ class ServerSettings(BaseModel):
     shutdown_grace: float = Field(10.0, ge=0, description="seconds running ingest jobs get at shutdown")
     workers: int = Field(1, ge=1)
     threads: int = Field(64, ge=4, description="request threads (searches run in them)")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only listens on this machine.
-
-    >>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("::1"), is_loopback("0.0.0.0")
-    (True, True, True, False)
-    """
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from jisik.choices import Fusion
 from jisik.cli import render
-from jisik.cli.app import FilterOption, JsonOption, KbOption, ModeOption, choices, console, err_console, open_kb, run
+from jisik.cli.app import (
+    FilterOption,
+    JsonOption,
+    KbOption,
+    ModeOption,
+    choices,
+    console,
+    debugging,
+    err_console,
+    open_kb,
+    run,
+)
+from jisik.records import Hit
 
 
 def search(
@@ -34,21 +46,67 @@ def search(
     rerank: Annotated[str | None, typer.Option(metavar="SPEC", help="rerank the best candidates: "
                                                "cross-encoder:FOLDER, llm, llm:LLM-SPEC, llm-listwise:LLM-SPEC "
                                                "or none (default [rerank])")] = None,
+    no_server: Annotated[bool, typer.Option("--no-server", help="search in this process even when a `jisik "
+                                            "serve` on this machine serves the knowledge base")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Search the knowledge base and show the best chunks with source, page and section."""
+    """Search the knowledge base and show the best chunks with source, page and section.
+
+    When a `jisik serve` on a loopback address serves the same knowledge base (it leaves `server.json` in
+    the folder), the search is sent to it, which has the models loaded already; any problem and it runs here.
+    """
 
     def body() -> None:
-        with open_kb(kb) as base:
-            hits = base.search(query, mode=mode, k=k, filters=filters or None, threshold=threshold,
-                               lambda_mult=lambda_mult, fetch_k=fetch_k, fusion=fusion, rrf_k=rrf_k,
-                               dense_weight=dense_weight, bm25_weight=bm25_weight, rerank=rerank)
+        options: dict[str, Any] = {"mode": mode, "k": k, "filters": filters or None, "threshold": threshold,
+                                   "lambda_mult": lambda_mult, "fetch_k": fetch_k, "fusion": fusion,
+                                   "rrf_k": rrf_k, "dense_weight": dense_weight, "bm25_weight": bm25_weight}
+        hits = None if no_server or rerank is not None else _search_via_server(kb, query, options)
+        if hits is None:
+            with open_kb(kb) as base:
+                hits = base.search(query, rerank=rerank, **options)
         if as_json:
             console.print_json(json.dumps([h.to_dict() for h in hits], ensure_ascii=False))
         else:
             render.print_hits(console, hits)
 
     run(body)
+
+
+def _search_via_server(kb: Path, query: str, options: dict[str, Any]) -> list[Hit] | None:
+    """The hits a running ``jisik serve`` over ``kb`` gives (``<kb>/server.json``), or None: no such server,
+    or anything at all went wrong (then the caller searches in-process, and a bad query gets its usual message
+    there). ``--debug`` says on stderr which way it went and why."""
+    import os
+    import urllib.parse
+
+    from jisik.serve import discovery
+
+    found, why = discovery.find(kb)
+    if found is not None:
+        url = f"{found.url}/api/kbs/{urllib.parse.quote(found.name, safe='')}/search"
+        body = {"query": query, **{key: value for key, value in options.items() if value is not None}}
+        try:
+            answer = discovery.post_json(url, body, api_key=os.environ.get(discovery.API_KEY_ENV) or None)
+            hits = [_hit(raw) for raw in answer["hits"]]
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            why = f"{url}: {exc}"
+        else:
+            if debugging():
+                err_console.print(f"debug: searched via the server at {found.url} (pid {found.pid})",
+                                  markup=False, highlight=False, soft_wrap=True)
+            return hits
+    if debugging():
+        err_console.print(f"debug: searching in-process ({why})", markup=False, highlight=False, soft_wrap=True)
+    return None
+
+
+def _hit(raw: dict[str, Any]) -> Hit:
+    """A hit from the server's JSON (``Hit.to_dict()``: ``span`` is ``[start, end]``)."""
+    start, end = raw["span"]
+    return Hit(chunk_id=int(raw["chunk_id"]), score=float(raw["score"]), text=str(raw["text"]),
+               doc_id=str(raw["doc_id"]), source=str(raw["source"]), title=raw.get("title"), page=raw.get("page"),
+               section=raw.get("section"), start=int(start), end=int(end), metadata=dict(raw.get("metadata") or {}),
+               scores={str(name): float(value) for name, value in (raw.get("scores") or {}).items()})
 
 
 def status(kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:

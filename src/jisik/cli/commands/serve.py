@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -75,26 +76,66 @@ def serve(
             err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
         import uvicorn
 
-        shown = f"[{host}]" if ":" in host else host
-        err_console.print(f"jisik serving on http://{shown}:{port}  (OpenAI API: http://{shown}:{port}/v1, "
-                          f"API docs: /docs)", highlight=False, soft_wrap=True)
         common = {"host": host, "port": port, "access_log": False, "log_config": None,
                   "timeout_graceful_shutdown": max(1, int(shutdown_grace)) + 5}
         if workers == 1:
             app = create_app(settings, report=lambda line: err_console.print(line, markup=False,
                                                                               highlight=False, soft_wrap=True))
-            uvicorn.run(app, **common)  # type: ignore[arg-type]
+            served = [(s.name, s.path) for s in app.state.context.library.all()]
+            _listen(uvicorn.Config(app, **common), served)  # type: ignore[arg-type]
             return
         from jisik.serve.library import Library
 
         preflight = Library(settings.kbs, root=settings.root)  # errors here, in one line, not once per worker
         preflight.open_all(warm=False)
+        served = [(s.name, s.path) for s in preflight.all()]
         preflight.close()
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
-        uvicorn.run("jisik.serve.app:app_from_environment", factory=True, workers=workers,
-                    **common)  # type: ignore[arg-type]
+        _listen(uvicorn.Config("jisik.serve.app:app_from_environment", factory=True, workers=workers,
+                               **common), served)  # type: ignore[arg-type]
 
     run(body)
+
+
+def _listen(config: Any, served: list[tuple[str, Path]]) -> None:
+    """What ``uvicorn.run`` does, with the socket bound here first: its address is then known (``--port 0``
+    too) and goes into each knowledge base's ``server.json`` (loopback only), which ``jisik search`` uses to
+    reuse this server's loaded models (jisik.serve.discovery). This process — the only one, or the parent of
+    the workers — writes the files and removes them when it stops."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from jisik.serve import discovery
+
+    sock = config.bind_socket()  # a port in use: uvicorn's one line, exit code 1
+    url = discovery.server_url(sock.getsockname())
+    err_console.print(f"jisik serving on {url}  (OpenAI API: {url}/v1, API docs: /docs)", highlight=False,
+                      soft_wrap=True)
+    written = [path for name, path in served
+               if discovery.is_loopback(config.host) and discovery.write(path, url=url, name=name)]
+    server = uvicorn.Server(config)
+    stopped_by: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:  # uvicorn re-raises SIGTERM after its graceful shutdown
+        stopped_by.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()  # the parent: it handles SIGTERM itself and returns
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for path in written:
+            discovery.remove(path)
+        signal.signal(signal.SIGTERM, previous)
+    if stopped_by:
+        signal.raise_signal(stopped_by[0])  # exit as uvicorn would have: by the signal
+    if config.workers == 1 and not server.started:
+        sys.exit(1)
 
 
 def _configure_logging(level: int) -> None:
