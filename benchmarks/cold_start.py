@@ -9,6 +9,11 @@ would for a user who searches twice. ``phases`` also runs one in-process profile
     python benchmarks/cold_start.py                      # modes bm25, dense, hybrid, 5 runs each
     python benchmarks/cold_start.py --runs 9 --modes hybrid
     python benchmarks/cold_start.py --phases             # plus a breakdown: imports, embedder, Kiwi, search
+    python benchmarks/cold_start.py --server             # plus: searches a running `jisik serve` answers
+
+``--server`` starts ``jisik serve --kb`` over the same knowledge base once (its start is not timed), then
+times fresh ``jisik search`` processes that find it through ``<kb>/server.json`` and send it the search; the
+RSS is the CLI process's own.
 
 Results and the machine they ran on go to docs/benchmarks.md ("Cold start (issue 14)").
 """
@@ -47,7 +52,7 @@ kb.search(sys.argv[2], k=3); lap("first hybrid search (indexes load)")
 
 
 def build_kb() -> None:
-    if (KB / "jisik.db").exists():
+    if (KB / "jisik.sqlite3").exists():
         return
     shutil.rmtree(KB, ignore_errors=True)
     KB.parent.mkdir(parents=True, exist_ok=True)
@@ -72,11 +77,21 @@ def one_run(argv: Sequence[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # Linux reports KB
 
 
+def measure(label: str, command: Sequence[str], runs: int) -> None:
+    """One table row: median, min and max wall time and median peak RSS of ``runs`` fresh processes."""
+    one_run(command)  # warm the OS page cache (model files) so every measured run sees the same disk
+    measured = [one_run(command) for _ in range(runs)]
+    walls = [w for w, _ in measured]
+    print(f"| `{label}` | {statistics.median(walls):.2f} | {min(walls):.2f} | {max(walls):.2f} | "
+          f"{statistics.median(r for _, r in measured):.0f} |", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--modes", nargs="+", default=["bm25", "dense", "hybrid"])
     parser.add_argument("--phases", action="store_true", help="also print an in-process breakdown")
+    parser.add_argument("--server", action="store_true", help="also time searches via a running jisik serve")
     args = parser.parse_args(argv)
     build_kb()
     print(f"machine: {machine()}\nknowledge base: examples/sample_docs, query {QUERY!r}, {args.runs} runs each\n")
@@ -86,11 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands[f"jisik search --mode {mode}"] = [sys.executable, "-m", "jisik", "search", QUERY, "--kb", str(KB),
                                                    "--mode", mode, "-k", "3"]
     for label, command in commands.items():
-        one_run(command)  # warm the OS page cache (model files) so every measured run sees the same disk
-        runs = [one_run(command) for _ in range(args.runs)]
-        walls = [w for w, _ in runs]
-        print(f"| `{label}` | {statistics.median(walls):.2f} | {min(walls):.2f} | {max(walls):.2f} | "
-              f"{statistics.median(r for _, r in runs):.0f} |", flush=True)
+        measure(label, command, args.runs)
+    if args.server:
+        from jisik.testing.server import running_server
+
+        with running_server({"kb": KB}, state_db=KB.parent / "server.db") as server:
+            for mode in args.modes:
+                command = [sys.executable, "-m", "jisik", "search", QUERY, "--kb", str(KB), "--mode", mode, "-k", "3"]
+                check = subprocess.run([*command[:3], "--debug", *command[3:]], capture_output=True, text=True)
+                if "via the server" not in check.stderr:
+                    raise SystemExit(f"the search did not go to the server: {check.stderr}")
+                measure(f"jisik search --mode {mode}, via a running jisik serve", command, args.runs)
+            print(f"\nthe server was ready {server.ready_seconds:.1f} s after it started")
     if args.phases:
         print("\n| phase (in one process) | s | peak RSS MB so far |\n|---|---:|---:|")
         subprocess.run([sys.executable, "-c", PHASES, str(KB), QUERY], check=True)
