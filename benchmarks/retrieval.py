@@ -347,12 +347,15 @@ JISIK_VARIANTS: list[tuple[str, dict[str, Any]]] = [
 def build_jisik(data: Dataset, embedder: CachedEmbedder) -> tuple[Any, float, dict[str, Any]]:
     """One knowledge base per dataset (reused when the corpus is unchanged), one chunk per passage."""
     from jisik import KnowledgeBase
+    from jisik.config import RetrievalConfig
     from jisik.records import Document
 
     # Passages are short; a chunk size above the longest passage keeps one chunk per passage, so a hit's
     # doc_id is the passage (SQuAD has 24 paragraphs longer than 2,000 characters, up to ~4,100).
     size = max(2000, max(map(len, data.corpus)) + 1)
-    overrides = {"chunking": {"size": size, "overlap": 0}}
+    # the code's defaults, not what an older jisik.toml of a cached knowledge base spelled out (every setting is
+    # written into it at creation: a benchmark knowledge base from before issue 14 names fusion = "weighted")
+    overrides = {"chunking": {"size": size, "overlap": 0}, "retrieval": {"fusion": RetrievalConfig().fusion}}
     path = BENCH / "kb" / f"{data.name}-{texts_hash(data.embedded_texts())}"
     kb = KnowledgeBase.open(path, create=True, embedder=embedder, overrides=overrides)
     started = time.perf_counter()

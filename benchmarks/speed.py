@@ -673,7 +673,8 @@ def cmd_search_child(args: argparse.Namespace) -> dict[str, Any]:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss = psutil.Process().memory_info().rss / 2**20
     pre_fix = "hybrid, FAISS on all OpenMP threads (before the fix)"
-    modes = ["hybrid", "dense", "bm25", pre_fix]
+    before_14 = "hybrid, fusion weighted (the default before issue 14)"
+    modes = ["hybrid", "dense", "bm25", pre_fix, before_14]
     latency: dict[str, list[float]] = {m: [] for m in modes}
     parts: dict[str, list[float]] = {"embed one query": [], "Kiwi analysis of one query": [],
                                      "store.search_dense top-40 (FAISS flat, 1 OpenMP thread)": [],
@@ -686,7 +687,10 @@ def cmd_search_child(args: argparse.Namespace) -> dict[str, Any]:
         for mode in rotate(modes, n):
             faiss_index.SINGLE_THREAD_BELOW = 0 if mode == pre_fix else single_below
             t = time.perf_counter()
-            kb.search(query, mode="hybrid" if mode == pre_fix else mode)
+            if mode == before_14:
+                kb.search(query, mode="hybrid", fusion="weighted")
+            else:
+                kb.search(query, mode="hybrid" if mode == pre_fix else mode)
             latency[mode].append((time.perf_counter() - t) * 1000)
         faiss_index.SINGLE_THREAD_BELOW = single_below
         t = time.perf_counter()
