@@ -137,7 +137,7 @@ def find(kb_path: Path) -> tuple[Discovered | None, str]:
     host = urllib.parse.urlsplit(url).hostname or ""
     if not url.startswith("http://") or not is_loopback(host):
         return None, f"{url} is not on loopback"
-    if not _alive(pid):
+    if not process_alive(pid):
         return None, f"server process {pid} is gone"
     if found.get("env") != env_fingerprint(os.environ):
         return None, "the server runs with other JISIK_*__* settings overrides"
@@ -169,7 +169,7 @@ def _read(target: Path) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists (``kill(pid, 0)``: EPERM means it does, owned by someone else)."""
     if pid <= 0:
         return False

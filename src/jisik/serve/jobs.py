@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from jisik.errors import JisikError
+from jisik.serve.discovery import process_alive
 from jisik.serve.library import Library
 from jisik.serve.state import Job, ServerState
 
@@ -224,17 +225,9 @@ class JobRunner:
     def mark_orphans(self) -> None:
         """Jobs left queued or running by a server process that is gone are failed, saying why."""
         for job in self.state.unfinished_jobs():
-            if job.owner and _alive(job.owner):
+            if job.owner and process_alive(job.owner):
                 continue
             self._finish(job.id, "failed", error="the server stopped before this job finished; what was "
                          "committed stays: upload the files again")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
