@@ -113,7 +113,7 @@ def _first_rank(rankings: Sequence[ScoredIds], doc: int) -> float:
 # (gap 0) keeps a third of the weight against one whose best is a full deviation ahead (gap 1 vs 0 gives
 # 2:1), and two lists that both stand out little stay close to their prior weights. On the four development
 # sets (docs/benchmarks-retrieval.md, "Issue 14"; `benchmarks/retrieval.py --variants`), 1 is within 0.2 points
-# MRR@10 of the best of 0, 0.5, 1 and 2 on each set, and 0 (no smoothing) is the worst on all four.
+# MRR@10 of the best of 0, 0.5, 1 and 2 on each set; 0 (no smoothing) is the worst on three and never the best.
 GAP_PSEUDO_COUNT = 1.0
 
 
