@@ -110,3 +110,11 @@ def test_changing_the_header_is_refused_until_reindex_reembeds(tmp_path: Path) -
         kb.add_documents([Document(doc_id="new", source="new", text="New text.", title="New")])
         assert embedder.passages[-1] == "New\nNew text."
         assert kb.store.setting("chunk_context") == "embed:title,page"
+
+
+def test_status_says_how_the_vectors_were_made(tmp_path: Path) -> None:
+    with _open(tmp_path / "kb", HashingEmbedder()) as kb:
+        kb.add_documents([_refund_policy()])
+        status = kb.status()
+    assert status["context_header"] == "embed:title,section"
+    assert status["fusion"] == "adaptive"

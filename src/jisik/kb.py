@@ -400,7 +400,10 @@ class KnowledgeBase:
             "failed_files": [{"path": p, "reason": r} for p, r in self.store.failed_files()],
             "embedder": {"model": stats.embedder_model, "dim": stats.embedder_dim,
                          "backend": self.config.embedder.backend},
-            "analyzer": stats.analyzer, "index": stats.index_kind, "disk_bytes": stats.disk_bytes, **stats.extra,
+            "analyzer": stats.analyzer, "index": stats.index_kind, "disk_bytes": stats.disk_bytes,
+            # how the vectors were made (a knowledge base from before context headers: none) and how search fuses
+            "context_header": self.store.setting(CONTEXT_SETTING) or "none", "fusion": self.config.retrieval.fusion,
+            **stats.extra,
         }
 
     def documents(self, pattern: str | None = None) -> list[dict[str, Any]]:

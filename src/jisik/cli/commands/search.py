@@ -119,7 +119,7 @@ def status(kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
             console.print_json(json.dumps(info, ensure_ascii=False))
             return
         table = Table(show_header=False)
-        for key in ("path", "documents", "chunks", "files", "analyzer", "index"):
+        for key in ("path", "documents", "chunks", "files", "analyzer", "index", "context_header", "fusion"):
             table.add_row(key, str(info[key]))
         table.add_row("embedder", f"{info['embedder']['model']} (dim {info['embedder']['dim']}, "
                                   f"backend {info['embedder']['backend']})")
