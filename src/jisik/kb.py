@@ -22,6 +22,7 @@ from jisik.filters import Filter, build_filter
 from jisik.ingest.context import CONTEXT_SETTING, header_setting, hit_context_texts, parse_header_setting
 from jisik.ingest.pipeline import IngestPipeline, IngestReport, ProgressCallback
 from jisik.records import Answer, Document, Hit, MetadataValue
+from jisik.retrieve.fusion import score_spread
 from jisik.retrieve.searcher import Searcher, SearchOptions
 from jisik.store import create_store
 from jisik.store.local import DB_FILE
@@ -295,8 +296,9 @@ class KnowledgeBase:
                   for q in queries]
         if routing.self_query == "boost":
             rows = searcher.search_batch(queries, options)
-            return [boost_hits(row, route, routing.boost * _score_spread(row)) if route else row
-                    for row, route in zip(rows, routes, strict=True)]
+            # the boost is in standard deviations of the pool's scores: the same for every fusion, whatever its scale
+            return [boost_hits(row, route, routing.boost * (score_spread([h.score for h in row]) or 1.0))
+                    if route else row for row, route in zip(rows, routes, strict=True)]
         out = []
         for query, route in zip(queries, routes, strict=True):
             if route.filter:
@@ -591,13 +593,3 @@ class _DeferredEmbedder:
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         return self._kb.embedder.embed_queries(texts)
-
-
-def _score_spread(hits: Sequence[Hit]) -> float:
-    """Standard deviation of the hits' scores (1.0 for fewer than two): the routing boost is given in this unit,
-    so it means the same for every fusion method and retriever, whatever their scales."""
-    if len(hits) < 2:
-        return 1.0
-    scores = [hit.score for hit in hits]
-    mean = sum(scores) / len(scores)
-    return (sum((x - mean) ** 2 for x in scores) / len(scores)) ** 0.5 or 1.0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from jisik.choices import HeaderField
 
 if TYPE_CHECKING:
-    from jisik.records import Hit
+    from jisik.records import Chunk, Document, Hit
 
 # Separator between the header and the chunk: one line, so the header reads as a heading.
 HEADER_SEPARATOR = "\n"
@@ -138,6 +138,13 @@ def parse_header_setting(value: str) -> tuple[list[HeaderField], bool]:
     return (ordered, kind == "embed+bm25") if ordered else ([], False)
 
 
+def chunk_context_texts(documents: Sequence[Document], chunks: Sequence[Chunk],
+                        fields: Sequence[HeaderField]) -> list[str]:
+    """Each new chunk behind its header (what ingest embeds); its document gives the title and source."""
+    by_id = {doc.doc_id: doc for doc in documents}
+    return [_behind_header(fields, chunk.text, by_id.get(chunk.doc_id), chunk.section, chunk.page) for chunk in chunks]
+
+
 def hit_context_texts(hits: Sequence[Hit], fields: Sequence[HeaderField]) -> list[str]:
     """Stored chunks (as :class:`~jisik.records.Hit`) behind their headers: what re-indexing embeds.
 
@@ -147,5 +154,13 @@ def hit_context_texts(hits: Sequence[Hit], fields: Sequence[HeaderField]) -> lis
     >>> hit_context_texts([hit], ["title", "section"])
     ['Refund policy > Refunds\\nRefunds take 3 days.']
     """
-    return [with_header(context_header(fields, title=hit.title, source=hit.source, section=hit.section,
-                                       page=hit.page), hit.text) if fields else hit.text for hit in hits]
+    return [_behind_header(fields, hit.text, hit, hit.section, hit.page) for hit in hits]
+
+
+def _behind_header(fields: Sequence[HeaderField], text: str, origin: Document | Hit | None, section: str | None,
+                   page: int | None) -> str:
+    if not fields:
+        return text
+    header = context_header(fields, title=origin.title if origin else None, source=origin.source if origin else None,
+                            section=section, page=page)
+    return with_header(header, text)

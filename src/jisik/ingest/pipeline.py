@@ -22,14 +22,13 @@ import numpy as np
 
 from jisik.errors import IngestError, JisikError, LoaderError
 from jisik.ingest.chunking import chunk_documents
-from jisik.ingest.context import context_header, with_header
+from jisik.ingest.context import chunk_context_texts
 from jisik.ingest.derived_metadata import add_derived_metadata
 from jisik.ingest.loaders import CONVERTIBLE_EXTENSIONS, SUPPORTED_EXTENSIONS, load
 from jisik.records import Chunk, Document, MetadataValue
 from jisik.store.base import FileRecord, IngestUnit, chunk_key
 
 if TYPE_CHECKING:
-    from jisik.choices import HeaderField
     from jisik.config import KBConfig
     from jisik.embed.base import Embedder, Vectors
     from jisik.store.base import Store
@@ -448,18 +447,3 @@ def _prefetch(pool: ThreadPoolExecutor, prepare: Callable[..., _Prepared], todo:
         previous = current
     if previous is not None:
         yield previous
-
-
-def chunk_context_texts(documents: Sequence[Document], chunks: Sequence[Chunk],
-                        fields: Sequence[HeaderField]) -> list[str]:
-    """Each chunk's text behind its context header (:mod:`jisik.ingest.context`); the bare text without fields."""
-    if not fields:
-        return [chunk.text for chunk in chunks]
-    by_id = {doc.doc_id: doc for doc in documents}
-    out = []
-    for chunk in chunks:
-        doc = by_id.get(chunk.doc_id)
-        header = context_header(fields, title=doc.title if doc else None, source=doc.source if doc else None,
-                                section=chunk.section, page=chunk.page)
-        out.append(with_header(header, chunk.text))
-    return out

@@ -117,6 +117,18 @@ def _first_rank(rankings: Sequence[ScoredIds], doc: int) -> float:
 GAP_PSEUDO_COUNT = 1.0
 
 
+def score_spread(scores: Sequence[float]) -> float:
+    """Population standard deviation of ``scores`` (0.0 for none).
+
+    >>> score_spread([1.0, 3.0]), score_spread([])
+    (1.0, 0.0)
+    """
+    if not scores:
+        return 0.0
+    mean = sum(scores) / len(scores)
+    return float((sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5)
+
+
 def top_gap(scores: Sequence[float]) -> float:
     """How far a list's best score stands above its second, in standard deviations of the whole list.
 
@@ -134,8 +146,7 @@ def top_gap(scores: Sequence[float]) -> float:
     if len(scores) < 2:
         return 0.0
     ordered = sorted(scores, reverse=True)
-    mean = sum(ordered) / len(ordered)
-    spread = (sum((s - mean) ** 2 for s in ordered) / len(ordered)) ** 0.5
+    spread = score_spread(ordered)
     return (ordered[0] - ordered[1]) / spread if spread > 0 else 0.0
 
 
@@ -189,8 +200,7 @@ def zscore_fusion(rankings: Sequence[ScoredIds], weights: Sequence[float], refer
         scores = [s for doc, s in reference if doc not in blind]
         if not scores or weight <= 0:
             continue
-        mean = sum(scores) / len(scores)
-        spread = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5 or 1.0
+        mean, spread = sum(scores) / len(scores), score_spread(scores) or 1.0
         for doc, score in ranking:
             if doc not in blind:
                 fused[doc] = fused.get(doc, 0.0) + (weight / total) * (score - mean) / spread

@@ -134,13 +134,8 @@ class Searcher:
                 judged = [dense, [(i, s) for i, s in lexical if i not in abstain[1]]]
                 weights = adaptive_weights(judged, weights)
                 # ... then every candidate scored by both retrievers, so none is judged by its absence
-                complete = _completed(view, qvec, terms, dense, lexical, list(ids))
+                complete = _complete(view, qvec, terms, cosine, bm25, list(ids))
                 ranked = zscore_fusion(complete, weights, [dense, lexical], abstain=abstain)
-                for i, score in complete[0]:
-                    cosine.setdefault(i, score)
-                for i, score in complete[1]:
-                    if score > 0:
-                        bm25.setdefault(i, score)
             else:
                 ranked = weighted_fusion([dense, lexical], weights, abstain=abstain)
         else:
@@ -175,18 +170,18 @@ class Searcher:
         return [(ids[p], float(dense[p][1])) for p in picks]
 
 
-def _completed(view: StoreReader, qvec: Vectors | None, terms: Sequence[str], dense: ScoredIds,
-               lexical: ScoredIds, candidates: list[int]) -> list[ScoredIds]:
-    """Both retrievers' scores for every candidate of either list: cosines from the stored vectors, BM25 scores
-    from the index (0.0 where no query term occurs). Lists are kept in candidate order (fusion sorts them)."""
-    cosine, bm25 = dict(dense), dict(lexical)
+def _complete(view: StoreReader, qvec: Vectors | None, terms: Sequence[str], cosine: dict[int, float],
+              bm25: dict[int, float], candidates: list[int]) -> list[ScoredIds]:
+    """Fill ``cosine`` and ``bm25`` in for every candidate of either list (cosines from the stored vectors, BM25
+    scores from the index, 0.0 where no query term occurs) and return both lists in candidate order."""
     missing = [i for i in candidates if i not in cosine]
     if missing and qvec is not None:
         cosine.update(zip(missing, (view.vectors(missing) @ qvec).tolist(), strict=True))
     missing = [i for i in candidates if i not in bm25]
-    if missing and terms:
-        bm25.update(zip(missing, view.lexical_scores([terms], [missing])[0], strict=True))
-    return [[(i, cosine[i]) for i in candidates if i in cosine], [(i, bm25.get(i, 0.0)) for i in candidates]]
+    if missing:
+        scores = view.lexical_scores([terms], [missing])[0] if terms else [0.0] * len(missing)
+        bm25.update(zip(missing, scores, strict=True))
+    return [[(i, cosine[i]) for i in candidates if i in cosine], [(i, bm25[i]) for i in candidates]]
 
 
 def other_language_ids(query: str, texts: Mapping[int, str]) -> set[int]:

@@ -18,7 +18,6 @@ the start-up time this saves.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ipaddress
 import json
@@ -32,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jisik._atomic import atomic_write
 
 DISCOVERY_FILE = "server.json"
 API_KEY_ENV = "JISIK_API_KEY"  # sent as a bearer key when the server requires keys
@@ -88,16 +89,10 @@ def write(kb_path: Path, *, url: str, name: str, pid: int | None = None) -> Path
     target = folder / DISCOVERY_FILE
     body = {"url": url, "pid": os.getpid() if pid is None else pid, "name": name, "path": str(folder),
             "started": time.time(), "env": env_fingerprint(os.environ)}
-    temporary = folder / f".{DISCOVERY_FILE}.{os.getpid()}.tmp"
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
-            json.dump(body, out, ensure_ascii=False)
-        os.replace(temporary, target)
+        atomic_write(target, json.dumps(body, ensure_ascii=False).encode())  # mode 0600, like every temp file
     except OSError as exc:
         log.debug("could not write %s: %s", target, exc)
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
         return None
     return target
 
