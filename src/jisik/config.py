@@ -219,6 +219,25 @@ class StoreConfig(_Section):
     knowledge-base folder (``[index]`` and ``[bm25]`` tune it); plugins add others (``jisik.stores``)."""
 
     backend: StoreBackend = Field("local", description="a name in jisik.registry.stores")
+    # -- milvus (jisik.store.milvus); ignored by the local store --
+    uri: str = Field("milvus.db", description="milvus: a milvus-lite folder (relative to the knowledge base) "
+                     "or a server, http(s)://host:19530")
+    token_env: str | None = Field(None, description="milvus: environment variable holding the token "
+                                  "(user:password or an API key); never the token itself")
+    database: str | None = Field(None, description="milvus: database name (the server's default when unset)")
+    collection: str = Field("jisik", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+                            description="milvus: the collection of this knowledge base (one per knowledge base)")
+    index: str = Field("AUTOINDEX", description="milvus: dense index type (FLAT, HNSW, IVF_FLAT, AUTOINDEX, ...)")
+    index_params: dict[str, int | float | str] = Field(
+        default_factory=dict, description='milvus: build parameters of the index, e.g. {M = 32, efConstruction = 200}')
+    search_params: dict[str, int | float | str] = Field(
+        default_factory=dict, description="milvus: search parameters, e.g. {ef = 128} (HNSW) or {nprobe = 16}")
+    consistency: Literal["strong", "bounded", "session", "eventually"] = Field(
+        "strong", description="milvus: what a search sees of recent writes (docs/scale-out.md)")
+    write_batch: int = Field(512, ge=1, le=16384, description="milvus: rows per insert request")
+    avgdl_tolerance: float = Field(0.05, ge=0, le=1, description="milvus: relative drift of the average chunk "
+                                   "length after which commit re-weighs the stored BM25 vectors")
+    timeout: float = Field(30.0, gt=0, description="milvus: seconds to connect and per request")
 
 
 class IndexConfig(_Section):

@@ -299,6 +299,8 @@ for _name, _description in (
 stores: Registry[StoreFactory] = Registry("store backend", group="jisik.stores")
 stores.register("local", "jisik.store:create_local_store",
                 description="SQLite + FAISS + incremental BM25 in the knowledge-base folder")
+stores.register("milvus", "jisik.store.milvus:create_milvus_store",
+                description="a Milvus collection: milvus-lite or a server/cluster (pip install 'jisik[milvus]')")
 
 loaders: Registry[Loader] = Registry("file type", group="jisik.loaders", normalize=suffix_key)
 for _suffixes, _target in (

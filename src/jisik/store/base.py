@@ -190,6 +190,13 @@ class ChunkStore(Protocol):
         """Documents (doc_id, source, title, chunks, mtime) in doc id order, ``limit`` at a time after ``after``."""
         ...
 
+    def export_files(self, paths: Sequence[str]) -> list[IngestUnit]:
+        """What these ledger entries (file paths, or ``doc:<id>`` keys) produced, read back as units that
+        :meth:`write` of another store accepts unchanged: the ledger row, documents (metadata, no full text),
+        chunks in ordinal order, their vectors and terms. Paths without documents are left out.
+        ``jisik migrate`` copies a knowledge base file by file with it, without embedding again."""
+        ...
+
     def metadata_combinations(self, keys: Sequence[str]) -> list[dict[str, str]]:
         """The distinct combinations of these document-metadata keys' values (as text), one dict per
         combination, a key left out where a document lacks it; documents with none of the keys are not counted.

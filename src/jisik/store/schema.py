@@ -80,6 +80,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE turns ADD COLUMN guard TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE turns ADD COLUMN grounding TEXT NOT NULL DEFAULT '[]';
     """,
+    # 7: the Milvus store's own bookkeeping (jisik.store.milvus; empty for the embedded store): term ids and live
+    # document frequencies (BM25's global statistics, kept by jisik in step with each write), and tombstones:
+    # chunks a committed generation deleted that are still in Milvus until purged (readers filter them out).
+    """
+    CREATE TABLE vocabulary (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, df INTEGER NOT NULL DEFAULT 0);
+    CREATE TABLE tombstones (chunk_id INTEGER PRIMARY KEY, generation INTEGER NOT NULL, deleted_at REAL NOT NULL);
+    """,
 )
 
 
