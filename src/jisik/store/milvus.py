@@ -189,7 +189,9 @@ class MilvusStore(SQLiteLedger):
         self._loaded = False
         self._open_collection()
         self.last_reconcile: ReconcileReport | None = None
-        if not self.read_only and self.dim is not None:
+        self._wrote = False  # this handle has written: it purges its tombstones at close
+        self._orphans_checked = False  # rows of uncommitted generations deleted (once per handle, by a writer)
+        if not self.read_only and self._exists and not self._counts_agree():
             self.last_reconcile = self.reconcile()
 
     # -- connection ---------------------------------------------------------------------------------
@@ -446,10 +448,10 @@ class MilvusStore(SQLiteLedger):
             documents=documents, chunks=chunks, files=self.count_files("ok"), failed_files=self.count_files("error"),
             embedder_model=self.setting("embedder_model"), embedder_dim=self.dim, analyzer=self.setting("analyzer"),
             index_kind=f"milvus {self.index}", disk_bytes=disk,
-            extra={"generation": generation, "schema_version": len(MIGRATIONS), "backend": "milvus",
-                   "uri": self.uri, "collection": self.collection, "server": self.capabilities.version,
-                   "consistency": self.consistency.lower(), "lexical": "sparse" if self.capabilities.sparse else "none",
-                   "tombstones": tombstones, "avgdl": round(average, 3), "avgdl_weights": round(reference, 3)})
+            extra={"generation": generation, "schema_version": len(MIGRATIONS), "milvus": {
+                "uri": self.uri, "collection": self.collection, "server": self.capabilities.version,
+                "consistency": self.consistency.lower(), "bm25": "sparse" if self.capabilities.sparse else "none",
+                "tombstones": tombstones, "avgdl": round(average, 3), "avgdl_weights": round(reference, 3)}})
 
     def is_empty(self) -> bool:
         with self._db.read() as conn:
@@ -463,6 +465,13 @@ class MilvusStore(SQLiteLedger):
         self.require_writable()
         with self._db.write() as conn:
             new_generation = current_generation(conn) + 1
+            if not self._orphans_checked and self._exists:
+                # a writer that died between its Milvus insert and its commit left rows of an uncommitted generation
+                # (invisible to readers); holding SQLite's write lock, no other write is under way
+                self._call("delete uncommitted chunks", self._client.delete, self.collection,
+                           filter=f"gen >= {new_generation}")
+                self._orphans_checked = True
+            self._wrote = True
             try:
                 yield conn, new_generation
             except BaseException:
@@ -720,10 +729,8 @@ class MilvusStore(SQLiteLedger):
         report = ReconcileReport()
         if not self._exists:
             return report
-        with self._writing() as (conn, _generation):
-            committed = current_generation(conn)
-            self._call("delete uncommitted chunks", self._client.delete, self.collection,
-                       filter=f"gen > {committed}")
+        self._orphans_checked = False
+        with self._writing():
             report.orphans_removed = True
         report.tombstones_purged = self._purge()
         with self.reader() as view:
@@ -737,6 +744,11 @@ class MilvusStore(SQLiteLedger):
                               f"{len(report.forgotten_files)} file(s); they will be ingested again by the next "
                               "`jisik ingest`", stacklevel=2)
         return report
+
+    def _counts_agree(self) -> bool:
+        """Whether Milvus holds as many live chunks as SQLite counts (one count request; no lock taken)."""
+        with self.reader() as view:
+            return int(self._meta_number(view.conn, "lex_n")) == view.count()
 
     def _repair(self) -> list[str]:
         """Remove documents whose chunks in Milvus do not match the catalogue; recount the statistics."""
@@ -783,8 +795,9 @@ class MilvusStore(SQLiteLedger):
             self._set_meta(conn, "lex_total", total)
 
     def close(self) -> None:
-        with _suppressed():
-            self._purge(everything=True)
+        if self._wrote:
+            with _suppressed():
+                self._purge(everything=True)
         with _suppressed():
             self._client.close()
         self._db.close()

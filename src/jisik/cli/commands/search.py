@@ -130,6 +130,10 @@ def status(kb: KbOption = Path("kb"), as_json: JsonOption = False) -> None:
         if lexical:
             table.add_row("bm25", f"{lexical.get('documents', 0):,} chunks; {lexical.get('delta', 0):,} in the delta, "
                                   f"{lexical.get('tombstones', 0):,} deleted not yet merged")
+        if milvus := info.get("milvus"):
+            table.add_row("milvus", f"collection {milvus['collection']} at {milvus['uri']} ({milvus['server']}); "
+                                    f"consistency {milvus['consistency']}, bm25 {milvus['bm25']}, "
+                                    f"{milvus['tombstones']:,} deleted not yet purged")
         table.add_row("generation", str(info["generation"]))
         table.add_row("disk", f"{info['disk_bytes'] / 1e6:.1f} MB")
         console.print(table)
