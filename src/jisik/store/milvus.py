@@ -624,10 +624,10 @@ class MilvusStore(SQLiteLedger):
             self.forget_files(file_paths)
             emptied: set[str] = set()
             for doc_id in doc_ids:
-                path = catalogue.file_of_document(conn, doc_id)
-                if path is not None:
+                owner = catalogue.file_of_document(conn, doc_id)
+                if owner is not None:
                     targets.append(doc_id)
-                    emptied.add(path)
+                    emptied.add(owner)
             targets = sorted(set(targets))
             if not targets:
                 return 0

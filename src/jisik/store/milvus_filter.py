@@ -74,8 +74,8 @@ def _condition(cond: Condition, builder: _Builder, resolve_glob: GlobResolver) -
                          hint="metadata keys used in filters must be letters, digits, '_', '-' or '.'")
     field = f"meta[{json.dumps(cond.key)}]"
     if cond.op == "in":
-        values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
-        return "(" + (" || ".join(_meta_equals(field, v, builder) for v in values) or "false") + ")"
+        items = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+        return "(" + (" || ".join(_meta_equals(field, v, builder) for v in items) or "false") + ")"
     assert not isinstance(cond.value, tuple)
     if cond.op == "eq":
         return _meta_equals(field, cond.value, builder)
