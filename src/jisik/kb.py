@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -70,10 +71,21 @@ class KnowledgeBase:
         config_file = folder / CONFIG_FILE
         if config_file.exists() and not exist_ok:
             raise ConfigError(f"{folder} already holds a knowledge base", hint="open it, or choose another folder")
+        existed = folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
-        if not config_file.exists():
+        written = not config_file.exists()
+        if written:
             config_file.write_text(dump_config(config or KBConfig()), encoding="utf-8")
-        return cls.open(folder, create=False)
+        try:
+            return cls.open(folder, create=False)
+        except BaseException:
+            # a store that cannot open (an unreachable server, a missing token) leaves nothing half-made behind,
+            # so the same `jisik init` works once the cause is fixed
+            if written and not existed:
+                shutil.rmtree(folder, ignore_errors=True)
+            elif written:
+                config_file.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def open(cls, path: str | Path, *, create: bool = False, embedder: Embedder | None = None,

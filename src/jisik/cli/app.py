@@ -92,9 +92,12 @@ def debugging() -> bool:
 def print_error(exc: JisikError) -> None:
     """``error: message`` and ``hint: …`` on stderr, each one logical line (folded by the terminal,
     so paths in it can be copied whole)."""
-    err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: messages name settings as "[store] uri", which rich would take for markup and drop
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, markup=True, soft_wrap=True)
     if exc.hint:
-        err_console.print(f"[dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
 
 
 def run(action: Callable[[], T]) -> T:
