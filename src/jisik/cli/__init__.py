@@ -18,7 +18,7 @@ from jisik.cli.commands.eval import register as register_eval
 __all__ = ["app", "main"]
 
 for _command in (manage.init, manage.ingest, search.search, search.status, manage.delete, search.docs,
-                 manage.reindex, answer.ask, answer.chat, answer.logs):
+                 manage.reindex, manage.migrate, answer.ask, answer.chat, answer.logs):
     app.command()(_command)
 register_eval(app)
 app.command()(serve.serve)

@@ -21,6 +21,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,22 @@ import numpy as np
 from jisik.embed.base import Vectors
 from jisik.errors import EmbedderMismatchError, StoreError
 from jisik.filters import Filter
-from jisik.records import Hit
-from jisik.store.base import IngestUnit, ScoredIds, StoreStats
+from jisik.records import Chunk, Hit
+from jisik.store import catalogue
+from jisik.store.base import FileRecord, IngestUnit, ScoredIds, StoreStats
 from jisik.store.connections import Connections, rows_for_ids
 from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import IdArray, as_ids
 from jisik.store.index_keeper import Indexes, IndexKeeper, current_generation
 from jisik.store.ledger import SQLiteLedger
 from jisik.store.schema import MIGRATIONS
-from jisik.store.sql_filter import compile_filter, meta_rows
+from jisik.store.sql_filter import compile_filter
 
 DB_FILE = "jisik.sqlite3"
 # Ledger keys of in-memory documents (kb.add_documents): their ids are the caller's, never renamed.
 IN_MEMORY_PREFIX = "doc:"
+# The ledger's columns are named after FileRecord's fields, in the same order.
+_FILE_COLUMNS = ", ".join(f.name for f in fields(FileRecord))
 
 
 class LocalStore(SQLiteLedger):
@@ -133,43 +137,24 @@ class LocalStore(SQLiteLedger):
 
     # -- writes -----------------------------------------------------------------------------------
     @staticmethod
-    def _doc_ids_of_file(conn: sqlite3.Connection, path: str) -> list[str]:
-        return [r[0] for r in conn.execute("SELECT doc_id FROM documents WHERE file_path = ?", (path,))]
-
-    @staticmethod
     def _delete_doc_rows(conn: sqlite3.Connection, doc_ids: Sequence[str]) -> list[int]:
         """Delete these documents with their chunks and metadata; returns the chunk ids removed."""
         removed: list[int] = []
         for doc_id in doc_ids:
             removed.extend(r[0] for r in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,)))
-        rows = [(d,) for d in doc_ids]
-        conn.executemany("DELETE FROM chunks WHERE doc_id = ?", rows)
-        conn.executemany("DELETE FROM doc_meta WHERE doc_id = ?", rows)
-        conn.executemany("DELETE FROM documents WHERE doc_id = ?", rows)
+        conn.executemany("DELETE FROM chunks WHERE doc_id = ?", [(d,) for d in doc_ids])
+        catalogue.delete_documents(conn, doc_ids)
         return removed
-
-    @staticmethod
-    def _previous_id(conn: sqlite3.Connection, file_path: str) -> str | None:
-        row = conn.execute("SELECT source FROM documents WHERE file_path = ? ORDER BY rowid LIMIT 1",
-                           (file_path,)).fetchone()
-        return None if row is None else str(row[0])
-
-    @staticmethod
-    def _id_taken(conn: sqlite3.Connection, candidate: str, file_path: str) -> bool:
-        """Whether a document of another file is named ``candidate`` (as its source or id)."""
-        row = conn.execute("SELECT 1 FROM documents WHERE (source = ? OR doc_id = ?) AND file_path != ? LIMIT 1",
-                           (candidate, candidate, file_path)).fetchone()
-        return row is not None
 
     def write(self, units: Sequence[IngestUnit]) -> int:
         dim = self.dim
         with self._transaction() as conn:
             if not units:
                 return current_generation(conn)
-            previous = {u.file.path: self._previous_id(conn, u.file.path) for u in units}
+            previous = {u.file.path: catalogue.previous_id(conn, u.file.path) for u in units}
             removed: list[int] = []
             for unit in units:
-                removed.extend(self._delete_doc_rows(conn, self._doc_ids_of_file(conn, unit.file.path)))
+                removed.extend(self._delete_doc_rows(conn, catalogue.doc_ids_of_file(conn, unit.file.path)))
             row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
             next_id = (int(row[0]) if row else 0) + 1
             added: list[int] = []
@@ -180,20 +165,12 @@ class LocalStore(SQLiteLedger):
                 path = unit.file.path
                 if not path.startswith(IN_MEMORY_PREFIX):
                     claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
-                              taken=functools.partial(self._id_taken, conn, file_path=path))
+                              taken=functools.partial(catalogue.id_taken, conn, file_path=path))
                 else:
                     # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole. (A file's ids
                     # were just claimed free, so looking them up would find nothing: one SELECT + 3 DELETEs a row.)
                     removed.extend(self._delete_doc_rows(conn, [doc.doc_id for doc in unit.documents]))
-                chunks_per_doc = Counter(c.doc_id for c in unit.chunks)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO documents(doc_id, file_path, source, title, content_hash, mtime, n_chunks, "
-                    "metadata) VALUES(?,?,?,?,?,?,?,?)",
-                    ((doc.doc_id, path, doc.source, doc.title, doc.content_hash, doc.mtime,
-                      chunks_per_doc[doc.doc_id], json.dumps(doc.metadata, ensure_ascii=False, default=str))
-                     for doc in unit.documents))
-                conn.executemany("INSERT INTO doc_meta(doc_id, key, text_value, num_value) VALUES(?,?,?,?)",
-                                 (row for doc in unit.documents for row in meta_rows(doc.doc_id, dict(doc.metadata))))
+                catalogue.insert_documents(conn, path, unit.documents, Counter(c.doc_id for c in unit.chunks))
                 first = next_id
                 for chunk in unit.chunks:
                     chunk.chunk_id = next_id
@@ -231,7 +208,7 @@ class LocalStore(SQLiteLedger):
             removed: list[int] = []
             n_docs = 0
             for path in file_paths:
-                docs = self._doc_ids_of_file(conn, path)
+                docs = catalogue.doc_ids_of_file(conn, path)
                 n_docs += len(docs)
                 removed.extend(self._delete_doc_rows(conn, docs))
             self.forget_files(file_paths)
@@ -257,13 +234,8 @@ class LocalStore(SQLiteLedger):
         return self._delete([], doc_ids)
 
     def find_documents(self, pattern: str) -> list[str]:
-        folder = pattern.rstrip("/") + "/"
         with self._db.read() as conn:
-            rows = conn.execute(
-                "SELECT doc_id FROM documents WHERE doc_id = ? OR source = ? OR file_path = ? "
-                "OR doc_id LIKE ? || '#%' OR substr(file_path, 1, length(?)) = ? OR substr(source, 1, length(?)) = ?",
-                (pattern, pattern, pattern, pattern, folder, folder, folder, folder)).fetchall()
-        return sorted(r[0] for r in rows)
+            return catalogue.find_documents(conn, pattern)
 
     def replace_vectors(self, ids: Sequence[int], vectors: Vectors) -> None:
         with self._transaction() as conn:
@@ -324,20 +296,45 @@ class LocalStore(SQLiteLedger):
 
     def documents(self, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         with self._db.read() as conn:
-            rows = conn.execute("SELECT doc_id, source, title, n_chunks, mtime FROM documents WHERE doc_id > ? "
-                                "ORDER BY doc_id LIMIT ?", (after or "", -1 if limit is None else limit))
-            return [{"doc_id": r[0], "source": r[1], "title": r[2], "chunks": r[3], "mtime": r[4]} for r in rows]
+            return catalogue.list_documents(conn, after=after, limit=limit)
+
+    def export_files(self, paths: Sequence[str]) -> list[IngestUnit]:
+        """What these ledger entries produced, as units another store's :meth:`write` takes (``jisik migrate``).
+
+        All from one read transaction (one generation). A file's documents come in the order they were written,
+        so the first still names the file's ids (:func:`~jisik.store.doc_ids.claim_ids` keeps them); its chunks in
+        id order, which is each document's ordinal order. Documents carry no text (the store keeps none); vectors
+        are read as stored, never embedded again. Memory: the listed files' chunks, nothing more.
+        """
+        units: list[IngestUnit] = []
+        with self._db.read() as conn:
+            for path in paths:
+                row = conn.execute(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,)).fetchone()
+                if row is None:
+                    continue
+                documents = catalogue.file_documents(conn, path)
+                if not documents:  # a failed file, or one without text: its ledger row is all there is
+                    continue
+                chunks: list[Chunk] = []
+                terms: list[list[str]] = []
+                blobs: list[bytes] = []
+                for r in conn.execute(
+                        'SELECT c.doc_id, c.ordinal, c.text, c.start, c."end", c.page, c.section, c.terms, c.vector '
+                        "FROM chunks c JOIN documents d ON d.doc_id = c.doc_id WHERE d.file_path = ? ORDER BY c.id",
+                        (path,)):
+                    chunks.append(Chunk(doc_id=r[0], ordinal=r[1], text=r[2], start=r[3], end=r[4], page=r[5],
+                                        section=r[6]))
+                    terms.append(r[7].split())
+                    blobs.append(r[8])
+                vectors = (np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(chunks), -1) if chunks
+                           else np.zeros((0, self.dim or 0), dtype=np.float32))
+                units.append(IngestUnit(file=FileRecord(*row), documents=documents, chunks=chunks, vectors=vectors,
+                                        terms=terms))
+        return units
 
     def metadata_combinations(self, keys: Sequence[str]) -> list[dict[str, str]]:
-        # One pass over doc_meta grouped by document (its (key, text_value) index), not a query per document.
-        if not keys:
-            return []
-        picks = ", ".join("MAX(CASE WHEN key = ? THEN text_value END)" for _ in keys)
-        marks = ",".join("?" * len(keys))
         with self._db.read() as conn:
-            rows = conn.execute(f"SELECT DISTINCT {picks} FROM doc_meta WHERE key IN ({marks}) GROUP BY doc_id",
-                                [*keys, *keys]).fetchall()
-        return [{k: v for k, v in zip(keys, row, strict=True) if v is not None} for row in rows]
+            return catalogue.metadata_combinations(conn, keys)
 
     def stats(self) -> StoreStats:
         with self._db.read() as conn:

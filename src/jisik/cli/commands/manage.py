@@ -1,4 +1,4 @@
-"""Commands that write the knowledge base: ``init``, ``ingest``, ``delete``, ``reindex``."""
+"""Commands that write the knowledge base: ``init``, ``ingest``, ``delete``, ``reindex``, ``migrate``."""
 
 from __future__ import annotations
 
@@ -40,12 +40,29 @@ def parse_meta(items: list[str]) -> dict[str, MetadataValue]:
     return meta
 
 
-def init(path: Annotated[Path, typer.Argument(metavar="PATH", help="folder to create")] = Path("kb")) -> None:
+def init(
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="folder to create")] = Path("kb"),
+    store: Annotated[str | None, typer.Option(help="store backend: local (default) or milvus")] = None,
+    uri: Annotated[str | None, typer.Option(help="milvus: a milvus-lite .db path or http(s)://host:19530")] = None,
+    token_env: Annotated[str | None, typer.Option(metavar="VAR",
+                                                  help="milvus: the environment variable holding the token")] = None,
+    collection: Annotated[str | None, typer.Option(help="milvus: the collection of this knowledge base")] = None,
+    database: Annotated[str | None, typer.Option(help="milvus: the database (the server's default if unset)")] = None,
+) -> None:
     """Create a knowledge base folder with a jisik.toml holding every setting."""
+    from jisik.config import KBConfig
+    from jisik.errors import ConfigError
     from jisik.kb import KnowledgeBase
 
     def body() -> None:
-        KnowledgeBase.init(path).close()
+        chosen = {"backend": store, "uri": uri, "token_env": token_env, "collection": collection,
+                  "database": database}
+        settings = {key: value for key, value in chosen.items() if value is not None}
+        if settings and settings.get("backend", "local") == "local" and len(settings) > ("backend" in settings):
+            raise ConfigError("--uri, --token-env, --collection and --database are settings of the milvus store",
+                              hint="add --store milvus")
+        config = KBConfig.model_validate({"store": settings}) if settings else None
+        KnowledgeBase.init(path, config).close()
         console.print(f"created knowledge base at [bold]{path}[/] (settings: {path / 'jisik.toml'})")
 
     run(body)
@@ -124,3 +141,58 @@ def reindex(kb: KbOption = Path("kb"),
         console.print(f"re-indexed {count} chunks")
 
     run(body)
+
+
+def migrate(
+    to: Annotated[Path, typer.Option("--to", metavar="PATH", show_default=False,
+                                     help="knowledge base to copy into: its jisik.toml [store] says where; "
+                                          "a missing one is created with the source's settings")],
+    kb: KbOption = Path("kb"),
+    # jisik.store.migrate.DEFAULT_BATCH_FILES (not imported here: `jisik --help` loads no store code)
+    batch: Annotated[int, typer.Option("--batch", metavar="N", min=1,
+                                       help="files per write (a kill loses at most one write)")] = 64,
+    prune: Annotated[bool, typer.Option(show_default=False,
+                                        help="remove the target's files that the source does not have")] = False,
+    wait: WaitOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy a knowledge base into another store backend without embedding again (resumable, then verified)."""
+
+    def body() -> None:
+        from jisik.store.migrate import migrate as copy_knowledge_base
+        from jisik.store.migrate import opened
+        from jisik.store.writer_lock import hold_writer_lock
+
+        with opened(kb, to) as (source, target), \
+                hold_writer_lock(to, "migrate", wait=wait, on_wait=_waiting), \
+                progress_bars(not as_json) as progress:
+            report = copy_knowledge_base(source, target, batch_files=batch, prune=prune, progress=progress)
+        if as_json:
+            console.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        else:
+            _print_migration(report, to)
+        if not report.ok:
+            raise typer.Exit(1)
+
+    run(body)
+
+
+def _print_migration(report: Any, target: Path) -> None:
+    check = report.verification
+    kept = [path for path in report.extra if path not in report.pruned]
+    if kept:
+        err_console.print(f"[yellow]{len(kept)} file(s)[/] in {target} are not in the source (kept; --prune "
+                          f"removes them), e.g. {kept[0]}", highlight=False, soft_wrap=True)
+    console.print(f"{report.copied} files copied, {report.skipped} already there, {report.failures} failed files "
+                  f"recorded, {len(report.pruned)} pruned — {report.documents} documents, {report.chunks} chunks in "
+                  f"{report.seconds:.1f}s", highlight=False)
+    counts = ", ".join(f"{name} {s}" for name, (s, _t) in check.counts.items())
+    searches = (f"first hit the same for {check.dense_agree}/{check.sampled} dense and "
+                f"{check.lexical_agree}/{check.lexical_sampled} BM25 searches (top-10 overlap "
+                f"{check.dense_overlap:.2f}, {check.lexical_overlap:.2f})")
+    if check.ok:
+        console.print(f"verified: {counts}; {searches}", highlight=False)
+        return
+    err_console.print(f"[bold red]verification failed:[/] {searches}", highlight=False, soft_wrap=True)
+    for line in check.mismatches:
+        err_console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
