@@ -136,3 +136,29 @@ def test_bm25_variants_that_do_not_factor_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="bm25"):
         KnowledgeBase.open(tmp_path / "kb", create=True, embedder=HashingEmbedder(64),
                            overrides={**MILVUS, "bm25": {"method": "bm25+"}})
+
+
+def test_served_over_the_openai_api_and_the_cli_hands_off(tmp_path: Path, sample_docs: Path) -> None:
+    """`jisik serve` on a milvus-lite knowledge base: the OpenAI client gets a cited answer; `jisik search` reaches
+    the server (milvus-lite lets one process hold its folder, so a second process could not open it)."""
+    import httpx
+    from openai import OpenAI
+
+    from jisik.testing.server import running_server
+
+    kb = tmp_path / "kb"
+    assert run_jisik("init", str(kb), "--store", "milvus", env=FAKE_EMBEDDER).returncode == 0
+    assert run_jisik("ingest", str(sample_docs), "--kb", str(kb), env=FAKE_EMBEDDER).returncode == 0
+    with running_server({"manuals": kb}, state_db=tmp_path / "server.db", env=FAKE_EMBEDDER) as server:
+        client = OpenAI(base_url=server.url("/v1"), api_key="unused")
+        reply = client.chat.completions.create(model="jisik/manuals",
+                                               messages=[{"role": "user", "content": "반품 기간은 며칠인가요?"}])
+        assert reply.choices[0].message.content
+        hits = httpx.post(server.url("/api/kbs/manuals/search"), json={"query": "반품 기간", "k": 2}, timeout=60)
+        assert hits.status_code == 200 and hits.json()["hits"][0]["source"].endswith("반품정책.md")
+        handed = run_jisik("search", "반품 기간", "--kb", str(kb), "--json", env=FAKE_EMBEDDER)
+        assert handed.returncode == 0, handed.stderr
+        assert json.loads(handed.stdout)[0]["source"].endswith("반품정책.md")
+        direct = run_jisik("search", "반품 기간", "--kb", str(kb), "--no-server", env=FAKE_EMBEDDER)
+        assert direct.returncode == 1 and "in use by another process" in direct.stderr
+        assert "Traceback" not in direct.stderr
