@@ -47,8 +47,8 @@ def test_weights_cannot_both_be_zero() -> None:
 
 
 def test_config_backends_are_checked_against_the_registries() -> None:
-    with pytest.raises(ConfigError, match=r"'store\.backend': Input should be 'local'") as info:
-        load_config(None, environ={}, overrides={"store": {"backend": "milvus"}})
+    with pytest.raises(ConfigError, match=r"'store\.backend': Input should be 'local' or 'milvus'") as info:
+        load_config(None, environ={}, overrides={"store": {"backend": "cassandra"}})
     assert "invalid configuration in defaults" in info.value.message
     with pytest.raises(ConfigError, match=r"'llm\.backend': Input should be 'extractive', 'ollama'"):
         load_config(None, environ={"JISIK_LLM__BACKEND": "gpt"})

@@ -42,12 +42,16 @@ def parse_meta(items: list[str]) -> dict[str, MetadataValue]:
 
 def init(
     path: Annotated[Path, typer.Argument(metavar="PATH", help="folder to create")] = Path("kb"),
-    store: Annotated[str | None, typer.Option(help="store backend: local (default) or milvus")] = None,
-    uri: Annotated[str | None, typer.Option(help="milvus: a milvus-lite .db path or http(s)://host:19530")] = None,
+    store: Annotated[str | None, typer.Option(metavar="BACKEND", help="store backend: local (default) or milvus")
+                     ] = None,
+    uri: Annotated[str | None, typer.Option(metavar="URI",
+                                            help="milvus: a milvus-lite .db path or http(s)://host:19530")] = None,
     token_env: Annotated[str | None, typer.Option(metavar="VAR",
                                                   help="milvus: the environment variable holding the token")] = None,
-    collection: Annotated[str | None, typer.Option(help="milvus: the collection of this knowledge base")] = None,
-    database: Annotated[str | None, typer.Option(help="milvus: the database (the server's default if unset)")] = None,
+    collection: Annotated[str | None, typer.Option(metavar="NAME",
+                                                   help="milvus: the collection of this knowledge base")] = None,
+    database: Annotated[str | None, typer.Option(metavar="NAME",
+                                                 help="milvus: the database (the server's default if unset)")] = None,
 ) -> None:
     """Create a knowledge base folder with a jisik.toml holding every setting."""
     from jisik.config import KBConfig
