@@ -26,7 +26,7 @@ from jisik.records import Answer, Document, Hit, MetadataValue
 from jisik.retrieve.fusion import score_spread
 from jisik.retrieve.searcher import Searcher, SearchOptions
 from jisik.store import create_store
-from jisik.store.local import DB_FILE
+from jisik.store.ledger import DB_FILE
 from jisik.store.writer_lock import hold_writer_lock
 from jisik.text.analyzers import Analyzer, get_analyzer
 

@@ -220,6 +220,30 @@ class Store(ChunkStore, Ledger, Protocol):
     """A backend together with the ledger it writes in step with: what the knowledge base holds."""
 
 
+class ReaderShortcuts:
+    """The one-search methods of :class:`ChunkStore`, each in a :meth:`~ChunkStore.reader` of its own
+    (shared by backends; a backend supplies ``reader``)."""
+
+    def reader(self) -> AbstractContextManager[StoreReader]:
+        raise NotImplementedError
+
+    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]:
+        with self.reader() as view:
+            return view.search_dense(queries, k, where)
+
+    def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]:
+        with self.reader() as view:
+            return view.search_lexical(queries, k, where)
+
+    def vectors(self, chunk_ids: Sequence[int]) -> Vectors:
+        with self.reader() as view:
+            return view.vectors(chunk_ids)
+
+    def hits(self, scored: ScoredIds) -> list[Hit]:
+        with self.reader() as view:
+            return view.hits(scored)
+
+
 def chunk_key(text: str) -> str:
     """The staging key of a chunk text.
 

@@ -9,18 +9,65 @@ chunks and the ledger rows of their files in one transaction.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jisik.embed.base import Vectors
+from jisik.errors import EmbedderMismatchError, StoreError
 from jisik.records import Chunk
 from jisik.store.base import FileRecord, chunk_key
 from jisik.store.connections import Connections
+from jisik.store.schema import MIGRATIONS
+
+DB_FILE = "jisik.sqlite3"
+# Ledger keys of in-memory documents (kb.add_documents): their ids are the caller's, never renamed.
+IN_MEMORY_PREFIX = "doc:"
 
 _FILE_COLUMNS = "path, root, content_hash, size, mtime, status, error, n_documents, n_chunks, ingested_at"
+
+
+def is_read_only(folder: Path) -> bool:
+    """Whether the store in ``folder`` must be opened read-only: ``JISIK_READ_ONLY=1``, or an existing
+    database that this process cannot write (file or folder not writable, e.g. a read-only mount)."""
+    if os.environ.get("JISIK_READ_ONLY") == "1":
+        return True
+    db_file = folder / DB_FILE
+    if not db_file.exists():
+        return False
+    return not (os.access(db_file, os.W_OK) and os.access(folder, os.W_OK))
+
+
+def open_database(folder: Path, read_only: bool | None) -> tuple[Connections, bool]:
+    """The knowledge base's SQLite in ``folder`` (made and migrated when writable) and whether it is read-only.
+
+    ``read_only=None``: read-only when the folder or database cannot be written (a read-only mount, a shared
+    copy). Refused, saying what to do: an empty read-only folder, a database of a newer jisik, an older one that
+    a read-only open cannot upgrade.
+    """
+    db_file = folder / DB_FILE
+    read_only = is_read_only(folder) if read_only is None else read_only
+    if read_only and not db_file.exists():
+        raise StoreError(f"{folder} holds no knowledge base and cannot be written",
+                         hint="ingest into a writable folder, or copy a knowledge base here")
+    if not read_only:
+        folder.mkdir(parents=True, exist_ok=True)
+    db = Connections(str(db_file), read_only=read_only)
+    with db.read() as conn:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        db.close()
+        raise StoreError(f"{folder} was written by a newer jisik (schema {version})",
+                         hint="upgrade jisik: pip install -U jisik")
+    if version < len(MIGRATIONS) and read_only:
+        db.close()
+        raise StoreError(f"{folder} was written by an older jisik and is read-only, so it cannot be upgraded",
+                         hint="open it once where it is writable (any jisik command upgrades it)")
+    return db, read_only
 
 
 class SQLiteLedger:
@@ -40,6 +87,32 @@ class SQLiteLedger:
         with self._db.write() as conn:
             conn.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
                          "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- the embedder and analyzer the knowledge base was made with ----------------------------------
+    def check_binding(self, *, embedder_model: str, dim: int, analyzer: str) -> bool:
+        """True when the knowledge base is bound to this embedder and analyzer, False when to none yet;
+        a different one raises :class:`EmbedderMismatchError` naming the fix."""
+        model, stored_dim, stored_analyzer = (self.setting("embedder_model"), self.setting("embedder_dim"),
+                                              self.setting("analyzer"))
+        if model is None:
+            return False
+        if model != embedder_model or int(stored_dim or 0) != dim:
+            raise EmbedderMismatchError(
+                f"this knowledge base was indexed with embedder '{model}' (dim {stored_dim}), "
+                f"but the configured embedder is '{embedder_model}' (dim {dim})",
+                hint="set [embedder] back in jisik.toml, or re-embed everything with "
+                     "`jisik reindex --kb PATH --embeddings`")
+        if stored_analyzer != analyzer:
+            raise EmbedderMismatchError(
+                f"this knowledge base's BM25 terms were made with analyzer '{stored_analyzer}', "
+                f"but [bm25] analyzer is '{analyzer}'", hint="re-analyze with `jisik reindex --kb PATH`")
+        return True
+
+    def record_binding(self, *, embedder_model: str, dim: int, analyzer: str) -> None:
+        with self._db.write():
+            self.set_setting("embedder_model", embedder_model)
+            self.set_setting("embedder_dim", str(dim))
+            self.set_setting("analyzer", analyzer)
 
     # -- the ingestion ledger ---------------------------------------------------------------------
     def file_records(self) -> dict[str, FileRecord]:

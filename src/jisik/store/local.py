@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -28,51 +27,32 @@ from typing import Any
 import numpy as np
 
 from jisik.embed.base import Vectors
-from jisik.errors import EmbedderMismatchError, StoreError
+from jisik.errors import StoreError
 from jisik.filters import Filter
 from jisik.records import Chunk, Hit
 from jisik.store import catalogue
-from jisik.store.base import FileRecord, IngestUnit, ScoredIds, StoreStats
-from jisik.store.connections import Connections, rows_for_ids
+from jisik.store.base import FileRecord, IngestUnit, ReaderShortcuts, ScoredIds, StoreStats
+from jisik.store.connections import rows_for_ids
 from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import IdArray, as_ids
 from jisik.store.index_keeper import Indexes, IndexKeeper, current_generation
-from jisik.store.ledger import SQLiteLedger
+from jisik.store.ledger import IN_MEMORY_PREFIX, SQLiteLedger, open_database
 from jisik.store.schema import MIGRATIONS
 from jisik.store.sql_filter import compile_filter
 
-DB_FILE = "jisik.sqlite3"
-# Ledger keys of in-memory documents (kb.add_documents): their ids are the caller's, never renamed.
-IN_MEMORY_PREFIX = "doc:"
 # The ledger's columns are named after FileRecord's fields, in the same order.
 _FILE_COLUMNS = ", ".join(f.name for f in fields(FileRecord))
 
 
-class LocalStore(SQLiteLedger):
+class LocalStore(ReaderShortcuts, SQLiteLedger):
     """SQLite (WAL) + FAISS + BM25 under one folder: a :class:`~jisik.store.base.Store`."""
 
     def __init__(self, folder: Path, *, index_kind: str = "flat", index_options: dict[str, Any] | None = None,
                  bm25_options: dict[str, Any] | None = None, read_only: bool | None = None,
                  background_merge: bool = True) -> None:
         self.folder = folder
-        db_file = folder / DB_FILE
-        # None: read-only when the folder or database cannot be written (a read-only mount, a shared copy)
-        self.read_only = is_read_only(folder) if read_only is None else read_only
-        if self.read_only and not db_file.exists():
-            raise StoreError(f"{folder} holds no knowledge base and cannot be written",
-                             hint="ingest into a writable folder, or copy a knowledge base here")
-        if not self.read_only:
-            folder.mkdir(parents=True, exist_ok=True)
-        self._db = Connections(str(db_file), read_only=self.read_only)
+        self._db, self.read_only = open_database(folder, read_only)
         super().__init__(self._db)
-        with self._db.read() as conn:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{folder} was written by a newer jisik (schema {version})",
-                             hint="upgrade jisik: pip install -U jisik")
-        if version < len(MIGRATIONS) and self.read_only:
-            raise StoreError(f"{folder} was written by an older jisik and is read-only, so it cannot be upgraded",
-                             hint="open it once where it is writable (any jisik command upgrades it)")
         self.index_kind = index_kind
         self._indexes = IndexKeeper(folder, self._db, index_kind=index_kind, index_options=index_options or {},
                                     bm25_options=bm25_options or {}, background_merge=background_merge)
@@ -108,27 +88,11 @@ class LocalStore(SQLiteLedger):
         return generation
 
     def bind(self, *, embedder_model: str, dim: int, analyzer: str, replace: bool = False) -> None:
-        model, stored_dim, stored_analyzer = (self.setting("embedder_model"), self.setting("embedder_dim"),
-                                              self.setting("analyzer"))
-        if model is not None and not replace:
-            if model != embedder_model or int(stored_dim or 0) != dim:
-                raise EmbedderMismatchError(
-                    f"this knowledge base was indexed with embedder '{model}' (dim {stored_dim}), "
-                    f"but the configured embedder is '{embedder_model}' (dim {dim})",
-                    hint="set [embedder] back in jisik.toml, or re-embed everything with "
-                         "`jisik reindex --kb PATH --embeddings`")
-            if stored_analyzer != analyzer:
-                raise EmbedderMismatchError(
-                    f"this knowledge base's BM25 terms were made with analyzer '{stored_analyzer}', "
-                    f"but [bm25] analyzer is '{analyzer}'",
-                    hint="re-analyze with `jisik reindex --kb PATH`")
+        if (not replace and self.check_binding(embedder_model=embedder_model, dim=dim, analyzer=analyzer)) \
+                or self.read_only:  # bound already; or an empty read-only knowledge base: nothing to search
             return
-        if self.read_only:
-            return  # an empty read-only knowledge base: nothing to bind, nothing to search
         with self._transaction():
-            self.set_setting("embedder_model", embedder_model)
-            self.set_setting("embedder_dim", str(dim))
-            self.set_setting("analyzer", analyzer)
+            self.record_binding(embedder_model=embedder_model, dim=dim, analyzer=analyzer)
 
     @property
     def dim(self) -> int | None:
@@ -272,22 +236,6 @@ class LocalStore(SQLiteLedger):
             generation = current_generation(conn)
             yield LocalReader(conn, self._indexes.at(conn, generation, dim))
 
-    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]:
-        with self.reader() as view:
-            return view.search_dense(queries, k, where)
-
-    def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]:
-        with self.reader() as view:
-            return view.search_lexical(queries, k, where)
-
-    def vectors(self, chunk_ids: Sequence[int]) -> Vectors:
-        with self.reader() as view:
-            return view.vectors(chunk_ids)
-
-    def hits(self, scored: ScoredIds) -> list[Hit]:
-        with self.reader() as view:
-            return view.hits(scored)
-
     # -- reading ----------------------------------------------------------------------------------
     def chunk_texts(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
         with self._db.read() as conn:
@@ -430,15 +378,5 @@ class LocalReader:
                             generation=self.generation))
         return hits
 
-
-def is_read_only(folder: Path) -> bool:
-    """Whether the store in ``folder`` must be opened read-only: ``JISIK_READ_ONLY=1``, or an existing
-    database that this process cannot write (file or folder not writable, e.g. a read-only mount)."""
-    if os.environ.get("JISIK_READ_ONLY") == "1":
-        return True
-    db_file = folder / DB_FILE
-    if not db_file.exists():
-        return False
-    return not (os.access(db_file, os.W_OK) and os.access(folder, os.W_OK))
 
 

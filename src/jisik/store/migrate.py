@@ -36,7 +36,7 @@ from jisik.ingest.context import CONTEXT_SETTING, header_setting
 from jisik.records import Hit
 from jisik.store import create_store
 from jisik.store.base import FileRecord, IngestUnit, Store
-from jisik.store.local import DB_FILE
+from jisik.store.ledger import DB_FILE
 
 ProgressCallback = Callable[[str, int, int], None]
 

@@ -48,13 +48,11 @@ from jisik.errors import ConfigError, EmbedderMismatchError, StoreError
 from jisik.filters import Condition, Filter
 from jisik.records import Chunk, Hit
 from jisik.store import catalogue
-from jisik.store.base import IngestUnit, ScoredIds, StoreStats
+from jisik.store.base import IngestUnit, ReaderShortcuts, ScoredIds, StoreStats
 from jisik.store.bm25_sparse import SPARSE_METHODS, SparseVector, chunk_weights, dot, drift, query_weights
-from jisik.store.connections import Connections
 from jisik.store.doc_ids import claim_ids
 from jisik.store.index_keeper import current_generation
-from jisik.store.ledger import SQLiteLedger
-from jisik.store.local import DB_FILE, IN_MEMORY_PREFIX, is_read_only
+from jisik.store.ledger import IN_MEMORY_PREFIX, SQLiteLedger, open_database
 from jisik.store.milvus_filter import Params, compile_filter, normalise_metadata, render
 from jisik.store.schema import MIGRATIONS
 
@@ -150,7 +148,7 @@ def _quiet_pymilvus() -> None:
             logger.setLevel(logging.CRITICAL)
 
 
-class MilvusStore(SQLiteLedger):
+class MilvusStore(ReaderShortcuts, SQLiteLedger):
     """A :class:`~jisik.store.base.Store` on a Milvus collection, with the ledger in the folder's SQLite."""
 
     def __init__(self, folder: Path, *, uri: str = "milvus.db", token: str | None = None, database: str | None = None,
@@ -159,13 +157,6 @@ class MilvusStore(SQLiteLedger):
                  avgdl_tolerance: float = 0.05, timeout: float = 30.0, bm25_options: dict[str, Any] | None = None,
                  read_only: bool | None = None) -> None:
         self.folder = folder
-        db_file = folder / DB_FILE
-        self.read_only = is_read_only(folder) if read_only is None else read_only
-        if self.read_only and not db_file.exists():
-            raise StoreError(f"{folder} holds no knowledge base and cannot be written",
-                             hint="ingest into a writable folder, or copy a knowledge base here")
-        if not self.read_only:
-            folder.mkdir(parents=True, exist_ok=True)
         bm25 = {"k1": 1.2, "b": 0.75, "method": "lucene", **(bm25_options or {})}
         if bm25["method"] not in SPARSE_METHODS:
             raise ConfigError(f"[bm25] method '{bm25['method']}' cannot be stored as sparse vectors in Milvus",
@@ -177,13 +168,8 @@ class MilvusStore(SQLiteLedger):
         self.search_params = dict(search_params or {})
         self.consistency = consistency.capitalize()
         self.write_batch, self.avgdl_tolerance, self.timeout = write_batch, avgdl_tolerance, timeout
-        self._db = Connections(str(db_file), read_only=self.read_only)
+        self._db, self.read_only = open_database(folder, read_only)
         super().__init__(self._db)
-        with self._db.read() as conn:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{folder} was written by a newer jisik (schema {version})",
-                             hint="upgrade jisik: pip install -U jisik")
         self._client = self._connect(token, database)
         self.capabilities = Capabilities.of(self._call("ask the server version", self._client.get_server_version))
         self._loaded = False
@@ -196,6 +182,10 @@ class MilvusStore(SQLiteLedger):
 
     # -- connection ---------------------------------------------------------------------------------
     def _connect(self, token: str | None, database: str | None) -> MilvusClient:
+        if not is_server_uri(self.uri):
+            # milvus-lite's in-process server refuses pymilvus's keep-alive pings; gRPC's C core would print a
+            # GOAWAY line on stderr for it (its log level is read once, when gRPC first loads)
+            os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         try:
             from pymilvus import MilvusClient
         except ImportError as exc:
@@ -312,32 +302,18 @@ class MilvusStore(SQLiteLedger):
                              hint="search and ask work; to change it, copy it to a writable folder")
 
     def bind(self, *, embedder_model: str, dim: int, analyzer: str, replace: bool = False) -> None:
-        model, stored_dim, stored_analyzer = (self.setting("embedder_model"), self.setting("embedder_dim"),
-                                              self.setting("analyzer"))
-        if model is not None and not replace:
-            if model != embedder_model or int(stored_dim or 0) != dim:
-                raise EmbedderMismatchError(
-                    f"this knowledge base was indexed with embedder '{model}' (dim {stored_dim}), "
-                    f"but the configured embedder is '{embedder_model}' (dim {dim})",
-                    hint="set [embedder] back in jisik.toml, or re-embed everything with "
-                         "`jisik reindex --kb PATH --embeddings`")
-            if stored_analyzer != analyzer:
-                raise EmbedderMismatchError(
-                    f"this knowledge base's BM25 terms were made with analyzer '{stored_analyzer}', "
-                    f"but [bm25] analyzer is '{analyzer}'", hint="re-analyze with `jisik reindex --kb PATH`")
+        if not replace and self.check_binding(embedder_model=embedder_model, dim=dim, analyzer=analyzer):
             if not self._exists and not self.read_only:
                 self._create_collection(dim)
             return
         if self.read_only:
             return
+        stored_dim = self.setting("embedder_dim")
         if replace and stored_dim is not None and int(stored_dim) != dim and not self.is_empty():
             raise StoreError(f"the Milvus collection '{self.collection}' holds {stored_dim}-dimensional vectors; "
                              f"the new embedder makes {dim}",
                              hint="set another [store] collection and ingest the documents into it")
-        with self._db.write():
-            self.set_setting("embedder_model", embedder_model)
-            self.set_setting("embedder_dim", str(dim))
-            self.set_setting("analyzer", analyzer)
+        self.record_binding(embedder_model=embedder_model, dim=dim, analyzer=analyzer)
         if not self._exists:
             self._create_collection(dim)
 
@@ -382,22 +358,6 @@ class MilvusStore(SQLiteLedger):
         tombstones, catalogue) and Milvus rows of that generation."""
         with self._db.read() as conn:
             yield MilvusReader(self, conn)
-
-    def search_dense(self, queries: Vectors, k: int, where: Filter) -> list[ScoredIds]:
-        with self.reader() as view:
-            return view.search_dense(queries, k, where)
-
-    def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]:
-        with self.reader() as view:
-            return view.search_lexical(queries, k, where)
-
-    def vectors(self, chunk_ids: Sequence[int]) -> Vectors:
-        with self.reader() as view:
-            return view.vectors(chunk_ids)
-
-    def hits(self, scored: ScoredIds) -> list[Hit]:
-        with self.reader() as view:
-            return view.hits(scored)
 
     def chunk_texts(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
         with self.reader() as view:
