@@ -27,6 +27,7 @@ SQLite's write transaction is held for the whole write, so writers are serialise
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -142,10 +143,9 @@ def is_server_uri(uri: str) -> bool:
 def _quiet_pymilvus() -> None:
     # pymilvus logs every failed request with a traceback at ERROR; jisik reports them as StoreErrors instead
     # (and milvus-lite's in-process gRPC server logs the calls it does not implement)
+    # (pymilvus sets its own logger to WARNING with a handler of its own, so the level is set whatever it was)
     for name in ("pymilvus", "grpc._server"):
-        logger = logging.getLogger(name)
-        if logger.level == logging.NOTSET:
-            logger.setLevel(logging.CRITICAL)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class MilvusStore(ReaderShortcuts, SQLiteLedger):
@@ -170,13 +170,19 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         self.write_batch, self.avgdl_tolerance, self.timeout = write_batch, avgdl_tolerance, timeout
         self._db, self.read_only = open_database(folder, read_only)
         super().__init__(self._db)
-        self._client = self._connect(token, database)
-        self.capabilities = Capabilities.of(self._call("ask the server version", self._client.get_server_version))
-        self._loaded = False
-        self._open_collection()
+        try:
+            self._client = self._connect(token, database)
+            self.capabilities = Capabilities.of(self._call("ask the server version", self._client.get_server_version))
+            self._loaded = False
+            self._open_collection()
+        except BaseException:
+            if hasattr(self, "_client"):
+                with _suppressed():
+                    self._client.close()
+            self._db.close()
+            raise
         self.last_reconcile: ReconcileReport | None = None
         self._wrote = False  # this handle has written: it purges its tombstones at close
-        self._orphans_checked = False  # rows of uncommitted generations deleted (once per handle, by a writer)
         if not self.read_only and self._exists and not self._counts_agree():
             self.last_reconcile = self.reconcile()
 
@@ -309,13 +315,25 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         if self.read_only:
             return
         stored_dim = self.setting("embedder_dim")
-        if replace and stored_dim is not None and int(stored_dim) != dim and not self.is_empty():
-            raise StoreError(f"the Milvus collection '{self.collection}' holds {stored_dim}-dimensional vectors; "
-                             f"the new embedder makes {dim}",
-                             hint="set another [store] collection and ingest the documents into it")
+        if replace and stored_dim is not None and int(stored_dim) != dim:
+            if not self.is_empty():
+                raise StoreError(f"the Milvus collection '{self.collection}' holds {stored_dim}-dimensional vectors; "
+                                 f"the new embedder makes {dim}",
+                                 hint="set another [store] collection and ingest the documents into it")
+            if self._exists:  # empty: made again with the new vector size
+                self._call("drop the empty collection", self._client.drop_collection, self.collection)
+                self._loaded = False
         self.record_binding(embedder_model=embedder_model, dim=dim, analyzer=analyzer)
         if not self._exists:
             self._create_collection(dim)
+
+    def dense_search_params(self, k: int) -> dict[str, Any]:
+        """``[store] search_params`` for a top-``k`` search: HNSW (also behind AUTOINDEX, and always in milvus-lite)
+        returns at most ``ef`` hits, so ``ef`` is raised to ``k`` (a pool of 100 candidates needs ef >= 100)."""
+        params = dict(self.search_params)
+        if self.index.upper() in ("HNSW", "AUTOINDEX") or self.capabilities.lite:
+            params["ef"] = max(int(params.get("ef", 64)), min(k, MAX_TOP_K))
+        return params
 
     @property
     def dim(self) -> int | None:
@@ -425,12 +443,12 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         self.require_writable()
         with self._db.write() as conn:
             new_generation = current_generation(conn) + 1
-            if not self._orphans_checked and self._exists:
-                # a writer that died between its Milvus insert and its commit left rows of an uncommitted generation
-                # (invisible to readers); holding SQLite's write lock, no other write is under way
+            if self._exists:
+                # Before every write: a writer that died (in any process) between its Milvus insert and its commit left
+                # rows of the generation this write is about to commit, with the chunk ids it is about to use. They are
+                # invisible until then; holding SQLite's write lock, no other write is under way to own them.
                 self._call("delete uncommitted chunks", self._client.delete, self.collection,
                            filter=f"gen >= {new_generation}")
-                self._orphans_checked = True
             self._wrote = True
             try:
                 yield conn, new_generation
@@ -689,7 +707,6 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         report = ReconcileReport()
         if not self._exists:
             return report
-        self._orphans_checked = False
         with self._writing():
             report.orphans_removed = True
         report.tombstones_purged = self._purge()
@@ -787,7 +804,7 @@ class MilvusReader:
         return clauses
 
     def _expression(self, where: Filter, extra: Sequence[tuple[str, object]] = ()) -> tuple[str, Params]:
-        expression, params = compile_filter(where, self._glob, extra=[*extra, *self._visible()])
+        expression, params = compile_filter(where, self._resolve, extra=[*extra, *self._visible()])
         return expression, params
 
     def _request(self, expression: str, params: Params) -> dict[str, Any]:
@@ -795,8 +812,17 @@ class MilvusReader:
             return {"filter": expression, "filter_params": params}
         return {"filter": render(expression, params)}
 
-    def _glob(self, cond: Condition) -> list[str]:
-        """Document ids matching a glob condition, from the catalogue (the embedded store's GLOB semantics)."""
+    def _resolve(self, cond: Condition) -> list[str]:
+        """Document ids, from the catalogue, that a glob selects (the embedded store's GLOB semantics), or whose list
+        value has an item in a range (what Milvus's JSON filters cannot say)."""
+        if cond.op != "glob":
+            value = float(cond.value) if isinstance(cond.value, int | float) else None  # type: ignore[arg-type]
+            column, stored = ("num_value", value) if value is not None else ("text_value", str(cond.value))
+            operator = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[cond.op]
+            return sorted(str(r[0]) for r in self.conn.execute(
+                f"SELECT DISTINCT m.doc_id FROM doc_meta m JOIN documents d ON d.doc_id = m.doc_id WHERE m.key = ? "
+                f"AND m.{column} {operator} ? AND json_type(d.metadata, ?) = 'array'",
+                (cond.key, stored, "$." + json.dumps(cond.key))))
         pattern = str(cond.value)
         if cond.key == "source":
             sql, args = "SELECT doc_id FROM documents WHERE source GLOB ? OR source GLOB ?", [pattern, f"*/{pattern}"]
@@ -817,7 +843,7 @@ class MilvusReader:
         results = self.store._call(
             "search vectors", self.store._client.search, self.store.collection,
             data=np.asarray(queries, dtype=np.float32).tolist(), anns_field="vec", limit=min(k, MAX_TOP_K),
-            search_params={"metric_type": "IP", "params": self.store.search_params}, output_fields=["id"],
+            search_params={"metric_type": "IP", "params": self.store.dense_search_params(k)}, output_fields=["id"],
             consistency_level=self.store.consistency, **self._request(expression, params))
         return [_ranked((int(hit["id"]), float(hit["distance"])) for hit in result) for result in results]
 
@@ -833,11 +859,11 @@ class MilvusReader:
 
     def search_lexical(self, queries: Sequence[Sequence[str]], k: int, where: Filter) -> list[ScoredIds]:
         results: list[ScoredIds] = [[] for _ in queries]
-        if self._empty() or k <= 0:
-            return results
         if not self.store.capabilities.sparse:
             raise StoreError(f"Milvus {self.store.capabilities.version} has no sparse vectors, so it cannot do BM25 "
                              "search", hint='set [retrieval] mode = "dense" (or --mode dense), or use Milvus 2.4+')
+        if self._empty() or k <= 0:
+            return results
         vectors = [(n, self._query_vector(terms)) for n, terms in enumerate(queries)]
         asked = [(n, vector) for n, vector in vectors if vector]
         if not asked:

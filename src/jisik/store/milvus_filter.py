@@ -7,8 +7,9 @@ the value's type (a quote or a backslash in a document id is escaped, never past
 Field names are fixed (the collection's own) or metadata keys, which must be plain names.
 
 Globs (``source=policies/*.pdf``) have the embedded store's exact meaning: the knowledge base's
-document table in SQLite resolves them to document ids (``resolve_glob``), since Milvus's ``like``
-has other wildcards and Milvus 2.3 only matches prefixes.
+document table in SQLite resolves them to document ids (``resolve``), since Milvus's ``like``
+has other wildcards and Milvus 2.3 only matches prefixes. So does a range over a list-valued
+metadata key (``years>=2022`` holds for ``[2020, 2023]``), which Milvus's JSON filters cannot say.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from jisik.errors import QueryError
 from jisik.filters import Condition, Filter, Scalar
 
 Params = dict[str, object]
-GlobResolver = Callable[[Condition], list[str]]
+# the document ids a condition selects that Milvus cannot find itself: all matches of a glob, and the documents whose
+# list value has an item in a range
+Resolver = Callable[[Condition], list[str]]
 
 # text fields of the collection; page is INT64 with -1 for "no page"
 TEXT_FIELDS = frozenset({"source", "doc_id", "title", "section"})
@@ -40,7 +43,7 @@ class _Builder:
         return "{" + name + "}"
 
 
-def compile_filter(where: Filter, resolve_glob: GlobResolver, *, extra: Sequence[tuple[str, object]] = ()
+def compile_filter(where: Filter, resolve: Resolver, *, extra: Sequence[tuple[str, object]] = ()
                    ) -> tuple[str, Params]:
     """The expression and parameters for ``where`` (AND of its conditions), plus ``extra`` clauses:
     ``(template, value)`` pairs whose ``{}`` takes the value as a parameter.
@@ -52,16 +55,16 @@ def compile_filter(where: Filter, resolve_glob: GlobResolver, *, extra: Sequence
     ('doc_id in {p0} && gen <= {p1}', {'p0': ['a/x.md', 'a/"q".md'], 'p1': 7})
     """
     builder = _Builder()
-    clauses = [_condition(cond, builder, resolve_glob) for cond in where.conditions]
+    clauses = [_condition(cond, builder, resolve) for cond in where.conditions]
     clauses.extend(template.format(builder.param(value)) for template, value in extra)
     return " && ".join(clauses), builder.params
 
 
-def _condition(cond: Condition, builder: _Builder, resolve_glob: GlobResolver) -> str:
+def _condition(cond: Condition, builder: _Builder, resolve: Resolver) -> str:
     if cond.op == "glob":
         if cond.key == "section":
             return f"section like {builder.param(_like_prefix(cond))}"
-        return f"doc_id in {builder.param(resolve_glob(cond))}"
+        return f"doc_id in {builder.param(resolve(cond))}"
     if cond.key in TEXT_FIELDS or cond.key == "page":
         values = list(cond.value) if isinstance(cond.value, tuple) else [cond.value]
         for value in values:
@@ -79,9 +82,10 @@ def _condition(cond: Condition, builder: _Builder, resolve_glob: GlobResolver) -
     assert not isinstance(cond.value, tuple)
     if cond.op == "eq":
         return _meta_equals(field, cond.value, builder)
-    if cond.op == "ne":
-        return f"not {_meta_equals(field, cond.value, builder)}"
-    return f"{field} {_OPS[cond.op]} {builder.param(normalise_value(cond.value))}"
+    if cond.op == "ne":  # as in the embedded store, a document without the key is not equal (milvus-lite drops it)
+        return f"((not exists {field}) || (not {_meta_equals(field, cond.value, builder)}))"
+    in_range = f"{field} {_OPS[cond.op]} {builder.param(normalise_value(cond.value))}"
+    return f"({in_range} || doc_id in {builder.param(resolve(cond))})"
 
 
 def _meta_equals(field: str, value: Scalar, builder: _Builder) -> str:
@@ -112,22 +116,26 @@ def _like_prefix(cond: Condition) -> str:
 
 
 def normalise_value(value: Scalar) -> Scalar:
-    """How a metadata value is stored and compared in Milvus's JSON: text that reads as a number becomes the number
-    (CSV columns and ``--meta`` arrive as text), as the embedded store compares them.
+    """How a metadata value is stored and compared in Milvus's JSON: text that *is* a number written plainly becomes
+    that number, ``true``/``false`` a boolean (CSV columns and ``--meta`` arrive as text), so ``year>=2022`` and
+    ``ok=true`` work as in the embedded store; text that only reads as one ("007", "1e3") stays text.
 
-    >>> normalise_value("2021"), normalise_value("ko"), normalise_value(True), normalise_value("0.5")
+    >>> normalise_value("2021"), normalise_value("ko"), normalise_value("true"), normalise_value("0.5")
     (2021, 'ko', True, 0.5)
+    >>> normalise_value("007"), normalise_value("1e3"), normalise_value("-3")
+    ('007', '1e3', -3)
     """
-    if isinstance(value, str):
+    if not isinstance(value, str):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    for kind in (int, float):
         try:
-            return int(value)
+            number = kind(value)
         except ValueError:
-            pass
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return number if number == number and abs(number) != float("inf") else value
+            continue
+        if str(number) == value:  # written the way Python writes that number: nothing is lost
+            return number
     return value
 
 
