@@ -816,7 +816,7 @@ class MilvusReader:
         """Document ids, from the catalogue, that a glob selects (the embedded store's GLOB semantics), or whose list
         value has an item in a range (what Milvus's JSON filters cannot say)."""
         if cond.op != "glob":
-            value = float(cond.value) if isinstance(cond.value, int | float) else None  # type: ignore[arg-type]
+            value = float(cond.value) if isinstance(cond.value, int | float) else None
             column, stored = ("num_value", value) if value is not None else ("text_value", str(cond.value))
             operator = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[cond.op]
             return sorted(str(r[0]) for r in self.conn.execute(
