@@ -78,6 +78,10 @@ NAME_BYTES = 4096
 FIELDS = ("id", "gen", "doc_id", "source", "title", "section", "page", "ordinal", "span_start", "span_end", "text",
           "terms", "meta", "vec")
 MARKER_PROPERTY = "jisik.kb"
+STRONG = "Strong"
+# HNSW (also behind AUTOINDEX) searched with a smaller ef loses recall: Milvus 2.3.5's AUTOINDEX gave recall@10 0.84
+# against exact search on msmarco-ko, 0.968 with ef 64, 0.991 with ef 128 (docs/scale-out.md "Measured")
+MIN_EF = 128
 _VERSION = re.compile(r"(\d+)\.(\d+)")
 
 
@@ -280,7 +284,11 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         schema.add_field("meta", DataType.JSON)
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dim)
         params = client.prepare_index_params()
-        params.add_index("vec", index_type=self.index, metric_type="IP", params=self.index_params)
+        # milvus-lite 3.2 reads build parameters only from one JSON "params" entry, and pymilvus 3 sends each as a
+        # pair of its own: without this it would silently build with its defaults (docs/scale-out.md)
+        build = {"params": json.dumps(self.index_params)} if self.capabilities.lite and self.index_params \
+            else self.index_params
+        params.add_index("vec", index_type=self.index, metric_type="IP", params=build)
         if self.capabilities.sparse:
             schema.add_field("lex", DataType.SPARSE_FLOAT_VECTOR)
             params.add_index("lex", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
@@ -329,10 +337,10 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
 
     def dense_search_params(self, k: int) -> dict[str, Any]:
         """``[store] search_params`` for a top-``k`` search: HNSW (also behind AUTOINDEX, and always in milvus-lite)
-        returns at most ``ef`` hits, so ``ef`` is raised to ``k`` (a pool of 100 candidates needs ef >= 100)."""
+        returns at most ``ef`` hits and misses neighbours with a small one: ``ef`` is at least ``MIN_EF`` and ``k``."""
         params = dict(self.search_params)
         if self.index.upper() in ("HNSW", "AUTOINDEX") or self.capabilities.lite:
-            params["ef"] = max(int(params.get("ef", 64)), min(k, MAX_TOP_K))
+            params["ef"] = max(int(params.get("ef", MIN_EF)), min(k, MAX_TOP_K))
         return params
 
     @property
@@ -376,6 +384,10 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         tombstones, catalogue) and Milvus rows of that generation."""
         with self._db.read() as conn:
             yield MilvusReader(self, conn)
+
+    def _writer_view(self, conn: sqlite3.Connection) -> MilvusReader:
+        """The rows a write sees inside its transaction, read with strong consistency."""
+        return MilvusReader(self, conn, consistency=STRONG)
 
     def chunk_texts(self, *, after: int = 0, limit: int = 1000) -> list[tuple[int, str]]:
         with self.reader() as view:
@@ -471,7 +483,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
                 old_docs.extend(catalogue.doc_ids_of_file(conn, unit.file.path))
                 if unit.file.path.startswith(IN_MEMORY_PREFIX):
                     old_docs.extend(d.doc_id for d in unit.documents)
-            view = MilvusReader(self, conn)
+            view = self._writer_view(conn)
             removed = view.rows_of_documents(sorted(set(old_docs)), ["id", "terms"]) if old_docs else []
             catalogue.delete_documents(conn, sorted(set(old_docs)))
             next_id = int(self._meta_number(conn, "next_chunk_id", 1))
@@ -609,7 +621,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
             targets = sorted(set(targets))
             if not targets:
                 return 0
-            removed = MilvusReader(self, conn).rows_of_documents(targets, ["id", "terms"]) if self._exists else []
+            removed = self._writer_view(conn).rows_of_documents(targets, ["id", "terms"]) if self._exists else []
             catalogue.delete_documents(conn, targets)
             # A deleted document must not come back on the next ingest of an unchanged file: forget the hash
             # of a file left without documents, so that the user's next ingest decides.
@@ -629,7 +641,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
     def replace_vectors(self, ids: Sequence[int], vectors: Vectors) -> None:
         matrix = np.asarray(vectors, dtype=np.float32)
         with self._writing() as (conn, _generation):
-            rows = {int(r["id"]): r for r in MilvusReader(self, conn).rows_by_id(list(ids), self._all_fields())}
+            rows = {int(r["id"]): r for r in self._writer_view(conn).rows_by_id(list(ids), self._all_fields())}
             updated = []
             for chunk_id, vector in zip(ids, matrix, strict=True):
                 row = rows.get(int(chunk_id))
@@ -640,7 +652,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
 
     def replace_terms(self, ids: Sequence[int], terms: Sequence[Sequence[str]]) -> None:
         with self._writing() as (conn, _generation):
-            rows = {int(r["id"]): r for r in MilvusReader(self, conn).rows_by_id(list(ids), self._all_fields())}
+            rows = {int(r["id"]): r for r in self._writer_view(conn).rows_by_id(list(ids), self._all_fields())}
             missing = [i for i in ids if int(i) not in rows]
             if missing:
                 raise StoreError(f"chunk(s) {missing[:5]} are not in the knowledge base")
@@ -684,7 +696,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
         with self._writing() as (conn, _generation):
             n, total = self._meta_number(conn, "lex_n"), self._meta_number(conn, "lex_total")
             reference = max(total / n, 1.0) if n else 1.0
-            view = MilvusReader(self, conn)
+            view = self._writer_view(conn)
             after = 0
             while page := view.rows_after(after, self.write_batch, self._all_fields()):
                 after = int(page[-1]["id"])
@@ -730,7 +742,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
     def _repair(self) -> list[str]:
         """Remove documents whose chunks in Milvus do not match the catalogue; recount the statistics."""
         with self._writing() as (conn, generation):
-            view = MilvusReader(self, conn)
+            view = self._writer_view(conn)
             present: Counter[str] = Counter()
             after = 0
             while page := view.rows_after(after, 4096, ["id", "doc_id"]):
@@ -756,7 +768,7 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
     def _recount(self) -> None:
         """N, total length and every document frequency from the rows Milvus holds (after a repair)."""
         with self._writing() as (conn, _generation):
-            view = MilvusReader(self, conn)
+            view = self._writer_view(conn)
             df: Counter[str] = Counter()
             n = total = 0
             after = 0
@@ -783,9 +795,12 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
 class MilvusReader:
     """One SQLite read transaction of a :class:`MilvusStore` and the Milvus rows of its generation."""
 
-    def __init__(self, store: MilvusStore, conn: sqlite3.Connection) -> None:
+    def __init__(self, store: MilvusStore, conn: sqlite3.Connection, *, consistency: str | None = None) -> None:
         self.store = store
         self.conn = conn
+        # the writer's own reads are always strong: a replaced file's rows must all be seen to be tombstoned
+        # and subtracted from the statistics, whatever level searches use
+        self.consistency = consistency or store.consistency
         self._generation = current_generation(conn)
         self._hidden: list[int] | None = None
 
@@ -844,7 +859,7 @@ class MilvusReader:
             "search vectors", self.store._client.search, self.store.collection,
             data=np.asarray(queries, dtype=np.float32).tolist(), anns_field="vec", limit=min(k, MAX_TOP_K),
             search_params={"metric_type": "IP", "params": self.store.dense_search_params(k)}, output_fields=["id"],
-            consistency_level=self.store.consistency, **self._request(expression, params))
+            consistency_level=self.consistency, **self._request(expression, params))
         return [_ranked((int(hit["id"]), float(hit["distance"])) for hit in result) for result in results]
 
     def _query_vector(self, terms: Sequence[str]) -> SparseVector:
@@ -872,7 +887,7 @@ class MilvusReader:
         found = self.store._call(
             "search terms", self.store._client.search, self.store.collection, data=[v for _, v in asked],
             anns_field="lex", limit=min(k, MAX_TOP_K), search_params={"metric_type": "IP"}, output_fields=["id"],
-            consistency_level=self.store.consistency, **self._request(expression, params))
+            consistency_level=self.consistency, **self._request(expression, params))
         for (n, _vector), result in zip(asked, found, strict=True):
             results[n] = _ranked((int(hit["id"]), float(hit["distance"])) for hit in result if hit["distance"] > 0)
         return results
@@ -924,7 +939,7 @@ class MilvusReader:
     # -- row access -----------------------------------------------------------------------------------
     def _query(self, expression: str, params: Params, fields: Sequence[str], limit: int | None = None
                ) -> list[dict[str, Any]]:
-        kwargs: dict[str, Any] = {"output_fields": list(fields), "consistency_level": self.store.consistency}
+        kwargs: dict[str, Any] = {"output_fields": list(fields), "consistency_level": self.consistency}
         if limit is not None:
             kwargs["limit"] = limit
         result = self.store._call("read chunks", self.store._client.query, self.store.collection,
