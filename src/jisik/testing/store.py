@@ -168,6 +168,23 @@ class DocumentsConformance(_Base):
         assert vectors.shape == (4, DIM)
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
+    def test_exported_files_write_back_unchanged(self, filled: Store) -> None:
+        """``export_files`` gives back what a file's unit held (what ``jisik migrate`` copies), and writing it again
+        changes nothing a search sees."""
+        [exported] = filled.export_files(["/data/c.csv"])
+        assert exported.file.path == "/data/c.csv" and exported.file.n_chunks == 2
+        assert [d.doc_id for d in exported.documents] == ["c.csv#1", "c.csv#2"]
+        assert exported.documents[0].metadata == {"lang": "ko", "year": 2024}
+        assert [(c.doc_id, c.ordinal, c.text, c.page, c.section) for c in exported.chunks] == [
+            ("c.csv#1", 0, "반품 기간 안내", 1, "S"), ("c.csv#2", 0, "배송 기간 안내", 1, "S")]
+        assert exported.terms == [["반품", "기간", "안내"], ["배송", "기간", "안내"]]
+        assert np.allclose(exported.vectors @ np.asarray([0, 0, 1, 0], dtype=np.float32), [1.0, 0.99388373], atol=1e-5)
+        assert filled.export_files(["/data/no-such-file"]) == []
+        before = {h.doc_id: h.text for h in filled.hits(filled.search_dense(query(0, 0, 1, 0), 10, Filter())[0])}
+        filled.write([exported])
+        after = {h.doc_id: h.text for h in filled.hits(filled.search_dense(query(0, 0, 1, 0), 10, Filter())[0])}
+        assert after == before and filled.stats().chunks == 4
+
     def test_reopened_store_finds_everything_committed(self, filled: Store, open_store: OpenStore) -> None:
         """Saved indexes and the writes after the last save both come back on reopening."""
         filled.write([unit("late.md", [("late.md", "late addition", {})], [[0, 0, 0, 1]])])
