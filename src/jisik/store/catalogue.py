@@ -8,12 +8,16 @@ claimed, listed, found and routed over (:meth:`metadata_combinations`) the same 
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from jisik.errors import StoreError
 from jisik.records import Document
+from jisik.store.base import IngestUnit
+from jisik.store.doc_ids import claim_ids
 from jisik.store.sql_filter import meta_rows
 
 
@@ -38,6 +42,18 @@ def id_taken(conn: sqlite3.Connection, candidate: str, file_path: str) -> bool:
     row = conn.execute("SELECT 1 FROM documents WHERE (source = ? OR doc_id = ?) AND file_path != ? LIMIT 1",
                        (candidate, candidate, file_path)).fetchone()
     return row is not None
+
+
+def claim_unit_ids(conn: sqlite3.Connection, unit: IngestUnit, *, dim: int | None, previous: str | None,
+                   in_memory_prefix: str) -> None:
+    """Check a unit's vector size and give a file's documents their ids (:func:`~jisik.store.doc_ids.claim_ids`:
+    the ids it had before, unique among other files); in-memory documents keep the caller's ids."""
+    if dim is not None and len(unit.chunks) and not unit.staged and unit.vectors.shape[1] != dim:
+        raise StoreError(f"vector dimension {unit.vectors.shape[1]} does not match the knowledge base's {dim}")
+    path = unit.file.path
+    if not path.startswith(in_memory_prefix):
+        claim_ids(path, unit.documents, unit.chunks, previous=previous,
+                  taken=functools.partial(id_taken, conn, file_path=path))
 
 
 def insert_documents(conn: sqlite3.Connection, path: str, documents: Sequence[Document],

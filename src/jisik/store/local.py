@@ -14,7 +14,6 @@ of that transaction's generation (:meth:`LocalStore.reader`).
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections import Counter
@@ -33,7 +32,6 @@ from jisik.records import Chunk, Hit
 from jisik.store import catalogue
 from jisik.store.base import FileRecord, IngestUnit, ReaderShortcuts, ScoredIds, StoreStats
 from jisik.store.connections import rows_for_ids
-from jisik.store.doc_ids import claim_ids
 from jisik.store.faiss_index import IdArray, as_ids
 from jisik.store.index_keeper import Indexes, IndexKeeper, current_generation
 from jisik.store.ledger import IN_MEMORY_PREFIX, SQLiteLedger, open_database
@@ -123,14 +121,10 @@ class LocalStore(ReaderShortcuts, SQLiteLedger):
             next_id = (int(row[0]) if row else 0) + 1
             added: list[int] = []
             for unit in units:
-                if dim is not None and len(unit.chunks) and not unit.staged and unit.vectors.shape[1] != dim:
-                    raise StoreError(f"vector dimension {unit.vectors.shape[1]} does not match the "
-                                     f"knowledge base's {dim}")
                 path = unit.file.path
-                if not path.startswith(IN_MEMORY_PREFIX):
-                    claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
-                              taken=functools.partial(catalogue.id_taken, conn, file_path=path))
-                else:
+                catalogue.claim_unit_ids(conn, unit, dim=dim, previous=previous[path],
+                                         in_memory_prefix=IN_MEMORY_PREFIX)
+                if path.startswith(IN_MEMORY_PREFIX):
                     # An in-memory document (kb.add_documents) may reuse an id: it replaces it whole. (A file's ids
                     # were just claimed free, so looking them up would find nothing: one SELECT + 3 DELETEs a row.)
                     removed.extend(self._delete_doc_rows(conn, [doc.doc_id for doc in unit.documents]))

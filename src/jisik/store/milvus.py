@@ -26,7 +26,6 @@ SQLite's write transaction is held for the whole write, so writers are serialise
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -51,7 +50,6 @@ from jisik.records import Chunk, Hit
 from jisik.store import catalogue
 from jisik.store.base import IngestUnit, ReaderShortcuts, ScoredIds, StoreStats
 from jisik.store.bm25_sparse import SPARSE_METHODS, SparseVector, chunk_weights, dot, drift, query_weights
-from jisik.store.doc_ids import claim_ids
 from jisik.store.index_keeper import current_generation
 from jisik.store.ledger import IN_MEMORY_PREFIX, SQLiteLedger, open_database
 from jisik.store.milvus_filter import Params, compile_filter, normalise_metadata, render
@@ -490,13 +488,9 @@ class MilvusStore(ReaderShortcuts, SQLiteLedger):
             new_terms: list[list[str]] = []
             new_chunks: list[tuple[IngestUnit, Chunk, np.ndarray]] = []
             for unit in units:
-                if dim is not None and len(unit.chunks) and not unit.staged and unit.vectors.shape[1] != dim:
-                    raise StoreError(f"vector dimension {unit.vectors.shape[1]} does not match the "
-                                     f"knowledge base's {dim}")
                 path = unit.file.path
-                if not path.startswith(IN_MEMORY_PREFIX):
-                    claim_ids(path, unit.documents, unit.chunks, previous=previous[path],
-                              taken=functools.partial(catalogue.id_taken, conn, file_path=path))
+                catalogue.claim_unit_ids(conn, unit, dim=dim, previous=previous[path],
+                                         in_memory_prefix=IN_MEMORY_PREFIX)
                 catalogue.insert_documents(conn, path, unit.documents, Counter(c.doc_id for c in unit.chunks))
                 for chunk, (terms, vector) in zip(unit.chunks, self._payload(unit), strict=True):
                     chunk.chunk_id = next_id
@@ -803,6 +797,7 @@ class MilvusReader:
         self.consistency = consistency or store.consistency
         self._generation = current_generation(conn)
         self._hidden: list[int] | None = None
+        self._query_vectors: dict[tuple[str, ...], SparseVector] = {}
 
     @property
     def generation(self) -> int:
@@ -863,6 +858,13 @@ class MilvusReader:
         return [_ranked((int(hit["id"]), float(hit["distance"])) for hit in result) for result in results]
 
     def _query_vector(self, terms: Sequence[str]) -> SparseVector:
+        # a hybrid search asks for the same query's vector twice (search_lexical, then lexical_scores): once per reader
+        key = tuple(terms)
+        if key not in self._query_vectors:
+            self._query_vectors[key] = self._weigh_query(terms)
+        return self._query_vectors[key]
+
+    def _weigh_query(self, terms: Sequence[str]) -> SparseVector:
         counts = Counter(t for t in terms if t)
         if not counts:
             return {}
