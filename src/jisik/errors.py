@@ -122,3 +122,21 @@ class EvaluationError(JisikError):
     """An evaluation dataset, baseline or judge is unusable; nothing is reported as complete."""
 
     code = "evaluation_error"
+
+
+class TuningError(JisikError):
+    """Fine-tuning cannot start or had to stop: bad training data, a model it cannot adapt, a diverged loss."""
+
+    code = "tuning_error"
+
+
+class TrainingDataError(TuningError):
+    """Rows of a training file are malformed; the message names the file and line numbers."""
+
+    code = "training_data_error"
+
+
+class TrainingDivergedError(TuningError):
+    """The training loss became NaN or infinite; the run stopped at the step and batch named."""
+
+    code = "training_diverged"
