@@ -24,6 +24,7 @@ BOTTOM = ("jisik.errors", "jisik.records", "jisik.filters", "jisik.config", "jis
 STAGES = ("jisik.text", "jisik.embed", "jisik.store", "jisik.ingest", "jisik.retrieve", "jisik.generate",
           "jisik.guard", "jisik.testing")
 RANKS = {**dict.fromkeys(BOTTOM, 0), **dict.fromkeys(STAGES, 1), "jisik.kb": 2, "jisik.evaluate": 3, "jisik.serve": 3,
+         "jisik.tune": 3,
          "jisik.cli": 4, "jisik.__main__": 4}
 
 

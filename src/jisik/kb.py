@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from jisik.generate.answerer import Answerer, AnswerStream, TurnRecord
     from jisik.generate.chat import ChatSession
     from jisik.generate.llms.base import LLM
+    from jisik.generate.prompts import PromptSet
     from jisik.guard.policy import Guard
     from jisik.retrieve.rerank.base import Reranker
 
@@ -482,15 +483,12 @@ class KnowledgeBase:
         """The :class:`~jisik.generate.answerer.Answerer` for these settings (used by ask and chat)."""
         from jisik.generate.answerer import Answerer
         from jisik.generate.llms.base import GenerationOptions
-        from jisik.generate.prompts import PromptSet
 
         unknown = set(sampling) - set(_SAMPLING)
         if unknown:
             raise QueryError(f"unknown option(s): {', '.join(sorted(unknown))}",
                              hint=f"valid: llm, k, mode, chain, filters, language, log, {', '.join(_SAMPLING)}")
-        with self._parts_lock:  # templates first: a bad template is reported before any server is called
-            if self._prompts is None:
-                self._prompts = PromptSet(self.config.answer.templates_dir)
+        prompts = self.prompt_set()  # templates first: a bad template is reported before any server is called
         model = self._resolve_llm(llm)
         settings = self.config.llm
         generation = GenerationOptions(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
@@ -506,10 +504,20 @@ class KnowledgeBase:
 
         return Answerer(search=search, is_empty=self.store.is_empty, llm=model,
                         extractive=self._extractive_answerer() if model is None else None,
-                        prompts=self._prompts, config=answer_config, generation=generation,
+                        prompts=prompts, config=answer_config, generation=generation,
                         backend_name="extractive" if model is None else model.name,
                         log=None if self.read_only else self._log_turn,  # read-only: turns are not logged
                         guard=self.guard(llm))
+
+    def prompt_set(self) -> PromptSet:
+        """The answer templates of this knowledge base (built-ins overridden by ``[answer] templates_dir``)."""
+        from jisik.generate.prompts import PromptSet
+
+        with self._parts_lock:
+            if self._prompts is None:
+                self._prompts = PromptSet(self.config.answer.templates_dir)
+            prompts: PromptSet = self._prompts
+            return prompts
 
     def guard(self, llm: str | LLM | None = None) -> Guard:
         """The guards for answers with ``llm`` (``[guard]``): remote LLMs get placeholders where ``auto`` says so."""

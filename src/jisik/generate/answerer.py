@@ -19,7 +19,7 @@ from jisik.generate.citations import StreamedMarkers, build_citations, resolve_c
 from jisik.generate.language import NOT_FOUND, Language, detect_language, is_not_found
 from jisik.generate.llms.base import LLM, GenerationOptions, Message
 from jisik.generate.memory import Memory, Turn
-from jisik.generate.prompts import PromptSet, format_context, format_context_entry, template_values
+from jisik.generate.prompts import PromptSet, answer_messages, format_context, format_context_entry, template_values
 from jisik.generate.rewrite import clean_rewrite, heuristic_rewrite
 from jisik.records import Answer, Hit, Usage
 
@@ -343,9 +343,7 @@ class Answerer:
     def _messages(self, kind: str, question: str, lang: Language, fitted: FittedPrompt,
                   entries: Sequence[str], **extra: str) -> list[Message]:
         context = format_context([fitted.shortened.get(i, entries[i]) for i in fitted.kept])
-        values = template_values(lang, question=question, context=context, **extra)
-        return [Message("system", self.prompts.get("system", lang).render(**values)), *fitted.history,
-                Message("user", self.prompts.get(kind, lang).render(**values))]
+        return answer_messages(self.prompts, kind, question, lang, context, fitted.history, **extra)
 
     def _groups(self, question: str, lang: Language, entries: Sequence[str]) -> list[FittedPrompt]:
         """One call per chunk for map_reduce and refine (each chunk shortened if it cannot fit whole)."""

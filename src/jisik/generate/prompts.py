@@ -25,6 +25,7 @@ from typing import Any
 
 from jisik.errors import TemplateError
 from jisik.generate.language import NOT_FOUND, Language
+from jisik.generate.llms.base import Message
 from jisik.records import Hit
 
 # kind -> (required variables, optional variables)
@@ -288,3 +289,17 @@ def format_context(entries: Sequence[str]) -> str:
 def template_values(language: Language, **values: Any) -> Mapping[str, Any]:
     """The values every template may use, plus the caller's."""
     return {"not_found": NOT_FOUND[language], "language": language, **values}
+
+
+def answer_messages(prompts: PromptSet, kind: str, question: str, language: Language, context: str,
+                    history: Sequence[Message] = (), **extra: str) -> list[Message]:
+    """The messages of one answering call: the system template, the conversation so far, then the ``kind``
+    template (``user``, ``map``, ...) over ``context``. The answerer and the fine-tuning data
+    (:mod:`jisik.tune.data`) both build their prompts here, so a tuned model meets what it learned from.
+
+    >>> [m.role for m in answer_messages(PromptSet(), "user", "반품은?", "ko", "[1] 14일")]
+    ['system', 'user']
+    """
+    values = template_values(language, question=question, context=context, **extra)
+    return [Message("system", prompts.get("system", language).render(**values)), *history,
+            Message("user", prompts.get(kind, language).render(**values))]
