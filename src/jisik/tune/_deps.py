@@ -27,3 +27,8 @@ def trl() -> ModuleType:
 
 def datasets() -> ModuleType:
     return require("datasets", extra=EXTRA)
+
+
+def require_gguf() -> ModuleType:
+    """The ``gguf`` package transformers needs to read GGUF files."""
+    return require("gguf", extra=EXTRA)
