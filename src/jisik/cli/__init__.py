@@ -14,6 +14,7 @@ from typer.core import TyperCommand
 from jisik.cli.app import Command, app
 from jisik.cli.commands import answer, guard, manage, search, serve
 from jisik.cli.commands.eval import register as register_eval
+from jisik.cli.commands.tune import tune_app
 
 __all__ = ["app", "main"]
 
@@ -24,7 +25,9 @@ register_eval(app)
 app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(guard.guard_app, name="guard")
-_sub_commands = [*serve.keys_app.registered_commands, *guard.guard_app.registered_commands]
+app.add_typer(tune_app, name="tune")
+_sub_commands = [*serve.keys_app.registered_commands, *guard.guard_app.registered_commands,
+                 *tune_app.registered_commands]
 for _info in [*app.registered_commands, *_sub_commands]:  # one-placeholder help everywhere
     if _info.cls in (None, TyperCommand):
         _info.cls = Command

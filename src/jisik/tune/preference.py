@@ -216,7 +216,8 @@ def prompt_passages(prompt: Sequence[dict[str, str]]) -> dict[int, str]:
 def grounded_score(example: Example, answer: str) -> float:
     """jisik's own quality score of an answer to a RAG prompt, in [0, 1], for rejection sampling without a
     reward model: half for citations (at least one valid ``[n]`` and no invalid one), half for groundedness
-    (the share of its sentences the cited passages support, :func:`jisik.evaluate.metrics.groundedness`). A
+    (the share of its sentences the cited passages — all passages when it cites none — support,
+    :func:`jisik.evaluate.metrics.groundedness`). A
     refusal scores 1 where the example says the answer was not retrieved and 0.25 elsewhere (safe, unhelpful);
     with reference answers, an answer that contains none of them loses half its score.
     """
@@ -233,10 +234,12 @@ def grounded_score(example: Example, answer: str) -> float:
     passages = prompt_passages(example.prompt)
     resolved = resolve_citations(answer, len(passages))
     citations = 1.0 if resolved.cited and not resolved.invalid else 0.0
-    cited_text = [passages[n] for n in resolved.cited if n in passages]
+    # against the passages it cites; an answer citing none is checked against them all (grounded but uncited
+    # beats invented)
+    evidence = [passages[n] for n in resolved.cited if n in passages] or list(passages.values())
     text = strip_markers(answer)
-    grounded = groundedness(text, cited_text, language="ko" if detect_language(text) == "ko" else "en") \
-        if cited_text else 0.0
+    grounded = groundedness(text, evidence, language="ko" if detect_language(text) == "ko" else "en") \
+        if evidence else 0.0
     score = 0.5 * citations + 0.5 * grounded
     golds = [str(a).casefold() for a in example.meta.get("answers", [])]
     if golds and not any(g in text.casefold() for g in golds):
