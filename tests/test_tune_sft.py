@@ -172,7 +172,7 @@ def test_qlora_and_fp16_dpo_are_refused_before_loading(tiny: Path, tmp_path: Pat
     from jisik.tune.sft import train_sft
 
     data = _write_jsonl(tmp_path / "train.jsonl", _sft_rows(4))
-    with pytest.raises(ConfigError, match="QLoRA .* needs a CUDA GPU") as info:
+    with pytest.raises(ConfigError, match=r"QLoRA .* needs a CUDA GPU") as info:
         train_sft(tiny, data, tmp_path / "q", options=TrainOptions(qlora=True, device="cpu"))
     assert "drop --qlora" in (info.value.hint or "")
     with pytest.raises(ConfigError, match="fp16"):

