@@ -65,7 +65,7 @@ def tiny_llama(folder: Path, *, hidden: int = 64, layers: int = 2, seed: int = 0
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=512, bos_token_id=1, eos_token_id=2, pad_token_id=3,
+                         max_position_embeddings=2048, bos_token_id=1, eos_token_id=2, pad_token_id=3,
                          tie_word_embeddings=False)
     model = LlamaForCausalLM(config)
     model.save_pretrained(str(folder))

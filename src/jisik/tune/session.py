@@ -125,6 +125,10 @@ class Session:
         if not options.resume and (_last_checkpoint(checkpoints) or (out / ADAPTER).exists()):
             raise TuningError(f"{out} already holds a training run",
                               hint="pass --resume to continue it from its last checkpoint, or another --out")
+        # absolute paths: `jisik tune merge` may run from another folder
+        base_model = str(Path(base_model).expanduser().resolve()) if Path(base_model).expanduser().exists() \
+            else base_model
+        data = str(Path(data).expanduser().resolve()) if Path(data).expanduser().exists() else data
         manifest = RunManifest(kind=kind, base_model=base_model, data=data,
                                options={**_plain(dataclasses.asdict(options)), **_plain(extra)},
                                hardware={"device": hardware.device, "name": hardware.name,
