@@ -15,6 +15,8 @@ from jisik.cli.app import Command, app
 from jisik.cli.commands import answer, guard, manage, search, serve
 from jisik.cli.commands.eval import register as register_eval
 from jisik.cli.commands.tune import tune_app
+from jisik.cli.commands.tune_classify import classify as tune_classify
+from jisik.cli.commands.tune_classify import report as tune_report
 from jisik.cli.commands.tune_merge import merge as tune_merge
 
 __all__ = ["app", "main"]
@@ -27,6 +29,8 @@ app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(guard.guard_app, name="guard")
 tune_app.command("merge")(tune_merge)
+tune_app.command("classify")(tune_classify)
+tune_app.command("report")(tune_report)
 app.add_typer(tune_app, name="tune")
 _sub_commands = [*serve.keys_app.registered_commands, *guard.guard_app.registered_commands,
                  *tune_app.registered_commands]
