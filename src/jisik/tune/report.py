@@ -119,7 +119,7 @@ def header(manifest: RunManifest) -> list[tuple[str, str]]:
     """The run's identity as (label, text) rows."""
     hw = manifest.hardware
     memory = f", {_bytes(hw['memory_bytes'])}" if hw.get("memory_bytes") else ""
-    precision = manifest.options.get("precision") or hw.get("precision") or "–"
+    precision = hw.get("precision") or manifest.options.get("precision") or "–"  # resolved first, then asked for
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.started))
     return [("kind", manifest.kind), ("status", manifest.status), ("base model", manifest.base_model),
             ("data", manifest.data or "–"),
@@ -194,7 +194,8 @@ def curves(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[tuple[
     out: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for row in rows:
         name, value = str(row["name"]), float(row["value"])
-        if name in _BOOKKEEPING or not math.isfinite(value):
+        # generation scores are two points (before, after): the evaluation table shows them, not a curve
+        if name in _BOOKKEEPING or not math.isfinite(value) or row["split"] == "generate":
             continue
         out.setdefault(name, {}).setdefault(str(row["split"]), []).append((float(row["step"]), value))
     return dict(sorted(out.items(), key=lambda item: item[0] != "loss"))
