@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "jisik"
 
 # Lower layers never import higher ones. Stages (rank 1) may use each other's contracts.
 BOTTOM = ("jisik.errors", "jisik.records", "jisik.filters", "jisik.config", "jisik.registry", "jisik.choices",
-          "jisik._lazy", "jisik._atomic", "jisik.progress")
+          "jisik._lazy", "jisik._atomic", "jisik._paths", "jisik.progress")
 STAGES = ("jisik.text", "jisik.embed", "jisik.store", "jisik.ingest", "jisik.retrieve", "jisik.generate",
           "jisik.guard", "jisik.testing")
 RANKS = {**dict.fromkeys(BOTTOM, 0), **dict.fromkeys(STAGES, 1), "jisik.kb": 2, "jisik.evaluate": 3, "jisik.serve": 3,

@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from jisik._paths import cache_dir
 from jisik.errors import MissingDependencyError, TuningError
 from jisik.tune import _deps
 from jisik.tune.runs import MANIFEST, load_manifest
@@ -55,18 +56,6 @@ CONVERTER_HINT = (f"point --converter (or ${CONVERTER_ENV}) at a llama.cpp check
                   "(git clone https://github.com/ggml-org/llama.cpp), an unpacked llama-cpp-python sdist, or its "
                   ".tar.gz (pip download --no-binary :all: --no-deps llama-cpp-python==VERSION on a connected machine)")
 LOG_TAIL = 15  # lines of a failed child's log quoted in the error
-
-
-def cache_dir() -> Path:
-    """The jisik cache folder (not created here).
-
-    >>> os.environ["JISIK_CACHE_DIR"] = "/tmp/jisik-cache"; str(cache_dir())
-    '/tmp/jisik-cache'
-    >>> del os.environ["JISIK_CACHE_DIR"]
-    """
-    if env := os.environ.get("JISIK_CACHE_DIR"):
-        return Path(env).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jisik"
 
 
 # ---------------------------------------------------------------- merge

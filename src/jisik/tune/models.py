@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jisik._paths import cache_dir
 from jisik.errors import ConfigError, TuningError
 from jisik.tune import _deps
 
@@ -81,8 +82,8 @@ def resolve_model(ref: str | Path) -> ModelSource:
 
 
 def gguf_cache_dir() -> Path:
-    root = os.environ.get("JISIK_CACHE_DIR")
-    return Path(root).expanduser() / "gguf-hf" if root else Path.home() / ".cache" / "jisik" / "gguf-hf"
+    """Where dequantised GGUF models are kept: ``gguf-hf/`` in jisik's cache folder."""
+    return cache_dir() / "gguf-hf"
 
 
 def dequantised_folder(source: ModelSource) -> Path:

@@ -47,7 +47,7 @@ def train_dpo(model: str | Path, data: str | Path, out: str | Path, *, beta: flo
     out = Path(out)
     session = Session.open("dpo", "dpo", str(model), str(data), out, options,
                            {"lora": lora.__dict__, "beta": beta, "precompute_ref": precompute_ref}, notify)
-    try:
+    with session.running():
         _, train, val = load_split(data, validation, options, "dpo", session.notify)
         folder = model_folder(model)
         tokenizer = load_tokenizer(folder, options.chat_template)
@@ -63,14 +63,9 @@ def train_dpo(model: str | Path, data: str | Path, out: str | Path, *, beta: flo
             eval_dataset=datasets.Dataset.from_list(conversation_rows(val, PREFERENCE_FIELDS)) if val else None)
         session.estimate(trainer.model, 2 * session.planned_tokens(sum(lengths), len(train)))
         session.train(trainer)
-        _save(session, trainer, tokenizer, folder)
+        session.save_adapter(trainer, tokenizer, folder)
         session.manifest.evaluation["training"] = _summary(trainer, ("loss", "rewards/margins", "rewards/accuracies",
                                                                      "rewards/chosen", "rewards/rejected"))
-    except BaseException:
-        if session.manifest.status == "running":
-            session.close("failed")
-        raise
-    session.close("finished")
     return session.manifest
 
 
@@ -89,7 +84,7 @@ def train_reward(model: str | Path, data: str | Path, out: str | Path, *, lora: 
     out = Path(out)
     session = Session.open("reward", "reward", str(model), str(data), out, options, {"lora": lora.__dict__},
                            notify)
-    try:
+    with session.running():
         _, train, val = load_split(data, validation, options, "reward", session.notify)
         folder = model_folder(model)
         tokenizer = load_tokenizer(folder, options.chat_template)
@@ -111,22 +106,9 @@ def train_reward(model: str | Path, data: str | Path, out: str | Path, *, lora: 
         session.train(trainer)
         if val:
             session.manifest.evaluation["after"] = {"accuracy": pair_accuracy(trainer.model, tokenizer, val)}
-        _save(session, trainer, tokenizer, folder)
+        session.save_adapter(trainer, tokenizer, folder)
         session.manifest.evaluation["training"] = _summary(trainer, ("loss", "accuracy", "margin"))
-    except BaseException:
-        if session.manifest.status == "running":
-            session.close("failed")
-        raise
-    session.close("finished")
     return session.manifest
-
-
-def _save(session: Session, trainer: Any, tokenizer: Any, folder: Path) -> None:
-    adapter = session.out / ADAPTER
-    trainer.model.save_pretrained(str(adapter))
-    tokenizer.save_pretrained(str(adapter))
-    session.manifest.artefacts["adapter"] = ADAPTER
-    session.manifest.artefacts["base_folder"] = str(folder)
 
 
 def _summary(trainer: Any, names: Sequence[str]) -> dict[str, float]:

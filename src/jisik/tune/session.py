@@ -12,7 +12,8 @@ import resource
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,27 @@ class Session:
             self.close()
             raise
         return result
+
+    def save_adapter(self, trainer: Any, tokenizer: Any, base_folder: Path) -> None:
+        """The trained adapter (with the tokenizer and its chat template) in ``RUN/adapter``, and the base folder it
+        applies to in the manifest (``jisik tune merge`` reads both)."""
+        adapter = self.out / ADAPTER
+        trainer.model.save_pretrained(str(adapter))
+        tokenizer.save_pretrained(str(adapter))
+        self.manifest.artefacts["adapter"] = ADAPTER
+        self.manifest.artefacts["base_folder"] = str(base_folder)
+
+    @contextmanager
+    def running(self) -> Iterator[Session]:
+        """The body of a job: ``finished`` when it returns, ``failed`` when it raises (a diverged or
+        interrupted run keeps the status :meth:`train` gave it)."""
+        try:
+            yield self
+        except BaseException:
+            if self.manifest.status == "running":
+                self.close("failed")
+            raise
+        self.close("finished")
 
     def close(self, status: str | None = None) -> None:
         """Record time, peak memory and status in the manifest and close the metrics log."""

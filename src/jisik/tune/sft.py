@@ -17,7 +17,7 @@ from jisik.errors import TuningError
 from jisik.tune import _deps
 from jisik.tune.data import Example, LoadedData, load_examples, split_by_group
 from jisik.tune.runs import RunManifest
-from jisik.tune.session import ADAPTER, LoraOptions, Notify, Progress, Session, TrainOptions
+from jisik.tune.session import LoraOptions, Notify, Progress, Session, TrainOptions
 
 
 def conversation_rows(examples: Sequence[Example],
@@ -86,7 +86,7 @@ def train_sft(model: str | Path, data: str | Path, out: str | Path, *, lora: Lor
     out = Path(out)
     session = Session.open("sft", "sft", str(model), str(data), out, options,
                            {"lora": lora.__dict__, "validation": str(validation) if validation else None}, notify)
-    try:
+    with session.running():
         loaded, train, val = load_split(data, validation, options, "sft", session.notify)
         folder = model_folder(model)
         tokenizer = load_tokenizer(folder, options.chat_template)
@@ -105,22 +105,13 @@ def train_sft(model: str | Path, data: str | Path, out: str | Path, *, lora: Lor
             session.log.log(0, before.metrics(), split="generate")
         trainer = _sft_trainer(session, base, tokenizer, train, val, lora, progress, sum(lengths))
         session.train(trainer)
-        adapter = out / ADAPTER
-        trainer.model.save_pretrained(str(adapter))
-        tokenizer.save_pretrained(str(adapter))
-        session.manifest.artefacts["adapter"] = ADAPTER
-        session.manifest.artefacts["base_folder"] = str(folder)
+        session.save_adapter(trainer, tokenizer, folder)
         if held:
             session.notify(f"answering {len(held)} validation question(s) after training …")
             after = evaluate_generation(trainer.model, tokenizer, held, max_new_tokens=options.max_new_tokens)
             session.manifest.evaluation["after"] = after.metrics()
             session.log.log(int(trainer.state.global_step), after.metrics(), split="generate")
         _record_losses(session, trainer)
-    except BaseException:
-        if session.manifest.status == "running":
-            session.close("failed")
-        raise
-    session.close("finished")
     return session.manifest
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,25 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from jisik._atomic import atomic_write
+from jisik._paths import cache_dir
 from jisik.embed.e5fast.modelfile import file_digest
 
 # Bump when graph.py changes what it builds: old entries are then ignored and rebuilt.
 FORMAT_VERSION = 2
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    """The jisik cache folder (not created here).
-
-    >>> os.environ["JISIK_CACHE_DIR"] = "/tmp/jisik-cache"; str(cache_dir())
-    '/tmp/jisik-cache'
-    >>> del os.environ["JISIK_CACHE_DIR"]
-    """
-    if env := os.environ.get("JISIK_CACHE_DIR"):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "jisik"
 
 
 @dataclass(frozen=True)
