@@ -54,7 +54,7 @@ def e5fast(config: EmbedderConfig) -> Embedder:
     if not config.model:
         embedder: Embedder = FastE5Embedder()
         return embedder
-    from jisik.embed.e5fast.cache import cache_dir
+    from jisik._paths import cache_dir
     from jisik.embed.e5fast.modelfile import file_digest
 
     path = Path(config.model).expanduser()
