@@ -17,6 +17,7 @@ from jisik.cli.commands.eval import register as register_eval
 from jisik.cli.commands.tune import tune_app
 from jisik.cli.commands.tune_classify import classify as tune_classify
 from jisik.cli.commands.tune_classify import report as tune_report
+from jisik.cli.commands.tune_embed import embed as tune_embed
 from jisik.cli.commands.tune_merge import merge as tune_merge
 
 __all__ = ["app", "main"]
@@ -30,6 +31,7 @@ app.add_typer(serve.keys_app, name="keys")
 app.add_typer(guard.guard_app, name="guard")
 tune_app.command("merge")(tune_merge)
 tune_app.command("classify")(tune_classify)
+tune_app.command("embed")(tune_embed)
 tune_app.command("report")(tune_report)
 app.add_typer(tune_app, name="tune")
 _sub_commands = [*serve.keys_app.registered_commands, *guard.guard_app.registered_commands,
