@@ -581,6 +581,19 @@ def _f(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def _loop_times(report: dict[str, Any]) -> dict[str, float]:
+    """Seconds of the optimizer steps (the 'estimate:' line to the last step) and of what follows them before the
+    after-training answers (the eval-loss pass, saving the adapter)."""
+    at = _phase_times(report["events"])
+    last = report["steps"][-1]["at"] if report["steps"] else at.get("after_start", 0)
+    return {"steps": last - at.get("train_start", 0), "eval_and_save": at.get("after_start", 0) - last}
+
+
+def _calibrated(estimate: dict[str, Any], rows: int) -> str:
+    per_row = estimate.get("calibrated_seconds_per_train_row")
+    return f"{per_row * rows / 60:.1f}" if per_row else "– (no --calibrate)"
+
+
 def tables(report: dict[str, Any]) -> list[str]:
     ev = report["evaluation"]
     before, after, training = ev.get("before", {}), ev.get("after", {}), ev.get("training", {})
@@ -597,6 +610,7 @@ def tables(report: dict[str, Any]) -> list[str]:
         lines.append(f"| {name} | {_f(before.get(name))} | {_f(after.get(name))} |")
     lines.append(f"| n | {_f(before.get('n'), 0)} | {_f(after.get('n'), 0)} |")
     s = report["seconds"]
+    loop = _loop_times(report)
     est = report["estimate"]
     session = est.get("session_estimate") or {}
     lines += ["", "| training | value |", "|---|---:|",
@@ -605,13 +619,15 @@ def tables(report: dict[str, Any]) -> list[str]:
               f"| train loss first → last | {_f(training.get('first_loss'))} → {_f(training.get('last_loss'))} |",
               f"| eval loss first → last (steps {report['options']['eval_steps']}, …) | "
               f"{_f(training.get('first_eval_loss'))} → {_f(training.get('last_eval_loss'))} |",
-              f"| training loop (incl. eval-loss passes, adapter save) | {s['training_loop'] / 60:.1f} min |",
+              f"| training steps (first to last optimizer step) | {loop['steps'] / 60:.1f} min "
+              f"({loop['steps'] / max(report['data']['train_rows'], 1):.1f} s per row) |",
+              f"| eval-loss pass over the held-out rows + adapter save | {loop['eval_and_save'] / 60:.1f} min |",
               f"| answering before / after | {s['answering_before'] / 60:.1f} / {s['answering_after'] / 60:.1f} min |",
               f"| whole run (manifest.seconds) | {s['manifest'] / 60:.1f} min |",
               f"| peak memory (manifest.peak_memory_bytes, RSS) | {report['peak_memory_bytes'] / 2**30:.2f} GiB |",
               "| estimate printed first: project formula / measured | "
               f"{est['project_estimate_train_seconds'] / 60:.1f} "
-              f"/ {_f(est.get('calibrated_seconds_per_train_row', 0) * report['data']['train_rows'] / 60, 1)} min |",
+              f"/ {_calibrated(est, report['data']['train_rows'])} min |",
               f"| session's own estimate (time, memory) | {_f(session.get('seconds', 0) / 60, 1)} min, "
               f"{session.get('memory_bytes', 0) / 2**30:.2f} GiB |"]
     return lines

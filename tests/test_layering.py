@@ -22,9 +22,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "jisik"
 BOTTOM = ("jisik.errors", "jisik.records", "jisik.filters", "jisik.config", "jisik.registry", "jisik.choices",
           "jisik._lazy", "jisik._atomic", "jisik._paths", "jisik.progress")
 STAGES = ("jisik.text", "jisik.embed", "jisik.store", "jisik.ingest", "jisik.retrieve", "jisik.generate",
-          "jisik.guard", "jisik.testing")
+          "jisik.guard", "jisik.testing", "jisik.agent")
 RANKS = {**dict.fromkeys(BOTTOM, 0), **dict.fromkeys(STAGES, 1), "jisik.kb": 2, "jisik.evaluate": 3, "jisik.serve": 3,
-         "jisik.tune": 3,
+         "jisik.tune": 3, "jisik.agent.mcp_server": 3,
          "jisik.cli": 4, "jisik.__main__": 4}
 
 

@@ -397,6 +397,24 @@ class RerankConfig(_Section):
     threads: int | None = Field(None, ge=1, description="cross-encoder: torch CPU threads (process-wide)")
 
 
+class AgentConfig(_Section):
+    """Agents over this knowledge base (``jisik agent``, ``kb.agent()``, the server's ``jisik/<kb>:agent``)."""
+
+    strategy: Literal["auto", "native", "react", "self-ask"] = Field(
+        "auto", description="auto: the backend's native tool calls where it has them, else the ReAct prompt")
+    tools: list[str] = Field(default_factory=lambda: ["kb_search", "list_documents", "calculator", "today"],
+                             description="built-in tools (kb_search, kb_ask, list_documents, calculator, today) "
+                                         "and entry-point tools by name")
+    k: int = Field(5, ge=1, le=20, description="passages kb_search returns by default")
+    max_steps: int = Field(8, ge=1, le=50, description="model turns before the run is stopped")
+    timeout: float = Field(300.0, gt=0, description="seconds before the run is stopped")
+    step_tokens: int = Field(512, ge=16, description="tokens a model turn may write")
+    observation_tokens: int = Field(1500, ge=32, description="tokens of one tool result the model reads")
+    repeat_limit: int = Field(1, ge=0, description="identical tool calls refused before the run is stopped")
+    retries: int = Field(2, ge=0, le=10, description="unreadable replies answered with a correction, in a row")
+    serve: bool = Field(True, description="jisik serve lists jisik/<kb>:agent for this knowledge base")
+
+
 class KBConfig(_Section):
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -411,6 +429,7 @@ class KBConfig(_Section):
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
 
 
 def _format_validation_error(exc: ValidationError, origin: str) -> ConfigError:

@@ -118,6 +118,24 @@ class LLMResponseError(GenerationError):
     code = "llm_bad_response"
 
 
+class ToolsUnsupportedError(GenerationError):
+    """The LLM server turned down native tool calls (``tools`` in the request); the agent uses ReAct instead."""
+
+    code = "tools_unsupported"
+
+
+class AgentError(JisikError):
+    """An agent could not run: no LLM, an unknown tool or strategy, a bad tool definition."""
+
+    code = "agent_error"
+
+
+class ToolError(AgentError):
+    """A tool failed or was called with bad arguments. The agent shows the message to the model, not the user."""
+
+    code = "tool_error"
+
+
 class EvaluationError(JisikError):
     """An evaluation dataset, baseline or judge is unusable; nothing is reported as complete."""
 

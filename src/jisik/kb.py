@@ -32,6 +32,8 @@ from jisik.text.analyzers import Analyzer, get_analyzer
 
 FilterSpec = Filter | Mapping[str, Any] | Iterable[str] | None
 if TYPE_CHECKING:
+    from jisik.agent.loop import Agent
+    from jisik.agent.tools import Tool
     from jisik.embed.base import Vectors
     from jisik.generate.answerer import Answerer, AnswerStream, TurnRecord
     from jisik.generate.chat import ChatSession
@@ -509,6 +511,77 @@ class KnowledgeBase:
                         log=None if self.read_only else self._log_turn,  # read-only: turns are not logged
                         guard=self.guard(llm))
 
+    def agent(self, *, llm: str | LLM | None = None, tools: Sequence[str | Tool | Callable[..., Any]] | None = None,
+              strategy: str | None = None, session: str | None = None, memory: str | None = None,
+              external: Sequence[Tool] = (), tool_choice: Any = "auto", **limits: Any) -> Agent:
+        """An agent that answers with tools over this knowledge base (``[agent]`` in jisik.toml).
+
+        ``tools``: built-in names (``kb_search``, ``kb_ask``, ``list_documents``, ``calculator``, ``today``),
+        entry-point tool names, :class:`~jisik.agent.tools.Tool` objects or plain functions (made tools from their
+        type hints). ``session`` continues a conversation from the log; ``memory`` picks its kind (``jisik chat``'s
+        kinds). ``limits``: max_steps, timeout, step_tokens, observation_tokens, repeat_limit, retries.
+
+        >>> agent = kb.agent(llm="openai:http://127.0.0.1:8080/v1#qwen")        # doctest: +SKIP
+        >>> answer = agent.ask("Compare Apple's and Microsoft's gross margin")  # doctest: +SKIP
+        >>> [step["tool"] for step in answer.trace if step["type"] == "tool"]  # doctest: +SKIP
+        ['kb_search', 'kb_search']
+        """
+        from jisik.agent.builtin import BUILTIN_TOOLS, builtin_tools
+        from jisik.agent.loop import Agent, AgentLimits
+        from jisik.agent.tools import ToolSet, entry_point_tools
+        from jisik.errors import AgentError
+        from jisik.generate.chat import summarize_with
+        from jisik.generate.llms.base import GenerationOptions
+        from jisik.generate.memory import Memory, Turn
+
+        settings = self.config.agent
+        unknown = set(limits) - {"max_steps", "timeout", "step_tokens", "observation_tokens", "repeat_limit",
+                                 "retries"}
+        if unknown:
+            raise QueryError(f"unknown agent option(s): {', '.join(sorted(unknown))}",
+                             hint="valid: max_steps, timeout, step_tokens, observation_tokens, repeat_limit, retries")
+        model = self._resolve_llm(llm)
+        if model is None:
+            raise AgentError("an agent needs an LLM; the extractive answerer cannot call tools",
+                             hint="pass --llm (e.g. --llm openai:http://127.0.0.1:8080/v1#MODEL or "
+                                  "--llm llamacpp:/models/m.gguf), or set [llm] backend")
+        self._bind()
+        toolset = ToolSet()
+        wanted = list(tools) if tools is not None else list(settings.tools)
+        named = [t for t in wanted if isinstance(t, str)]
+        plugin_names = [n for n in named if n not in BUILTIN_TOOLS]
+        plugins = {t.name: t for t in entry_point_tools(self, names=plugin_names)} if plugin_names else {}
+        for item in wanted:
+            if isinstance(item, str) and item in BUILTIN_TOOLS:
+                toolset.add(builtin_tools(self, [item], llm=model, k=settings.k)[0])
+            elif isinstance(item, str):
+                if item not in plugins:
+                    raise AgentError(f"unknown tool '{item}'", hint=f"built-in tools: {', '.join(BUILTIN_TOOLS)}; "
+                                     "others come from packages (entry-point group jisik.tools)")
+                toolset.add(plugins[item])
+            else:
+                toolset.add(item)
+        for item in external:
+            toolset.add(item)
+        config = self.config.llm
+        generation = GenerationOptions(temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+                                       max_tokens=config.max_tokens, stop=tuple(config.stop), seed=config.seed)
+        values = {key: getattr(settings, key) for key in ("max_steps", "timeout", "step_tokens",
+                                                          "observation_tokens", "repeat_limit", "retries")}
+        conversation: Memory | None = None
+        if session is not None or memory is not None:
+            answer = self.config.answer
+            conversation = Memory(kind=memory or answer.memory, turns_limit=answer.memory_turns,
+                                  tokens_limit=answer.memory_tokens, count=model.count_tokens,
+                                  summarize=summarize_with(model, self.prompt_set(), generation, answer.memory_tokens))
+            earlier = self.store.turns(limit=_RESUME_TURNS, session=session)[::-1] if session else []
+            conversation.extend(Turn(t["question"], t["answer"], t["standalone_question"]) for t in earlier)
+        return Agent(model, toolset, strategy=strategy or settings.strategy,
+                     limits=AgentLimits(**{**values, **limits}), generation=generation, guard=self.guard(model),
+                     memory=conversation, log=None if self.read_only else self._log_turn,
+                     language=self.config.answer.language, session=session, tool_choice=tool_choice,
+                     external=[t.name for t in external])
+
     def prompt_set(self) -> PromptSet:
         """The answer templates of this knowledge base (built-ins overridden by ``[answer] templates_dir``)."""
         from jisik.generate.prompts import PromptSet
@@ -585,6 +658,7 @@ class KnowledgeBase:
             "answer": clean(answer.text), "citations": citations, "found": int(answer.found),
             "backend": answer.backend, "latency_ms": record.latency_ms, "retrieval_ms": answer.usage.retrieval_ms,
             "first_token_ms": answer.usage.first_token_ms, "guard": answer.guard, "grounding": grounding,
+            "trace": answer.trace,
         })
 
     def logs(self, *, limit: int = 20, session: str | None = None, turn_id: int | None = None) -> list[dict[str, Any]]:

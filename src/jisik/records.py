@@ -175,12 +175,23 @@ class Answer:
     grounding: list[dict[str, Any]] = field(default_factory=list)
     # every guard decision of this turn: {guard, place, action, detail} — never the personal data itself
     guard: list[dict[str, Any]] = field(default_factory=list)
+    # agents (jisik.agent): each step {step, type, thought, tool, arguments, observation, passages, tokens, ms};
+    # partial when a limit stopped the run (stopped_by names it); tool_calls the caller must run itself
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    strategy: str | None = None
+    partial: bool = False
+    stopped_by: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "text": self.text, "question": self.question, "standalone_question": self.standalone_question,
             "citations": [c.to_dict() for c in self.citations], "sources": [s.to_dict() for s in self.sources],
             "usage": self.usage.to_dict(), "backend": self.backend, "language": self.language,
             "found": self.found, "invalid_citations": self.invalid_citations, "log_id": self.log_id,
             "grounding": self.grounding, "guard": self.guard,
         }
+        if self.strategy is not None:  # an agent's answer
+            out.update(trace=self.trace, strategy=self.strategy, partial=self.partial, stopped_by=self.stopped_by,
+                       tool_calls=self.tool_calls)
+        return out

@@ -200,7 +200,7 @@ class Answerer:
         raw = "".join(parts).strip()
         answer = self._finish(raw, question, standalone, lang, used, spans, usage, clock)
         if self.guard is not None:
-            self._ground(answer, used, lang, spans, decisions)
+            ground_answer(self.guard, answer, used, lang, spans, decisions, llm_answer=self.llm is not None)
             self.guard.quotes(answer.citations, answer.sources, decisions)
             answer.guard = [d.to_dict() for d in decisions]
         if self.llm is not None and usage.completion_tokens == 0 and raw:
@@ -249,39 +249,6 @@ class Answerer:
 
         assert self.guard is not None
         return self.guard.config.refusal_message or REFUSAL[lang]
-
-    def _ground(self, answer: Answer, used: list[Hit], lang: Language, spans: dict[int, tuple[int, int]],
-                decisions: list[GuardDecision]) -> None:
-        """The last step: each answer sentence scored against its sources; unsupported ones handled per policy."""
-        from jisik.guard.base import GuardDecision
-
-        assert self.guard is not None
-        policy = self.guard.config.grounding
-        # extractive answers are quotes of the sources: checking them costs an embedder call per answer and
-        # they pass (benchmarks/guard_grounding.py), so only LLM answers are checked
-        if policy == "off" or self.llm is None or not answer.found or not used:
-            return
-        supports = self.guard.ground(answer.text, [h.text for h in used], lang)
-        answer.grounding = [s.to_dict() for s in supports]
-        unsupported = [s for s in supports if not s.supported]
-        if not unsupported:
-            return
-        action = policy
-        decisions.append(GuardDecision("grounding", "output", action, {
-            "unsupported": len(unsupported), "sentences": len(supports),
-            "scores": [round(s.score, 3) for s in unsupported]}))
-        if action == "annotate":
-            return
-        kept = [s for s in supports if s.supported]
-        if action == "not_found" or not kept:
-            text = NOT_FOUND[lang]
-        else:
-            text = " ".join(answer.text[s.start:s.end].strip() for s in kept)
-        resolved = resolve_citations(text, len(used))
-        found = not is_not_found(text)
-        answer.text = resolved.text
-        answer.found = found
-        answer.citations, answer.sources = build_citations(used, resolved.cited if found else [], spans)
 
     def _standalone(self, question: str, memory: Memory | None, lang: Language) -> str:
         if memory is None or not memory.turns or not self.config.rewrite_followups:
@@ -403,6 +370,40 @@ class Answerer:
                 yield from self._stream(messages, usage, clock)
                 return
             answer = self._call(messages, usage)
+
+
+def ground_answer(guard: Guard, answer: Answer, used: list[Hit], lang: Language, spans: dict[int, tuple[int, int]],
+                  decisions: list[GuardDecision], *, llm_answer: bool) -> None:
+    """The last step: each answer sentence scored against its sources; unsupported ones handled per policy
+    (``[guard] grounding``). Shared by the answerer and the agent."""
+    from jisik.guard.base import GuardDecision
+
+    policy = guard.config.grounding
+    # extractive answers are quotes of the sources: checking them costs an embedder call per answer and
+    # they pass (benchmarks/guard_grounding.py), so only LLM answers are checked
+    if policy == "off" or not llm_answer or not answer.found or not used:
+        return
+    supports = guard.ground(answer.text, [h.text for h in used], lang)
+    answer.grounding = [s.to_dict() for s in supports]
+    unsupported = [s for s in supports if not s.supported]
+    if not unsupported:
+        return
+    action = policy
+    decisions.append(GuardDecision("grounding", "output", action, {
+        "unsupported": len(unsupported), "sentences": len(supports),
+        "scores": [round(s.score, 3) for s in unsupported]}))
+    if action == "annotate":
+        return
+    kept = [s for s in supports if s.supported]
+    if action == "not_found" or not kept:
+        text = NOT_FOUND[lang]
+    else:
+        text = " ".join(answer.text[s.start:s.end].strip() for s in kept)
+    resolved = resolve_citations(text, len(used))
+    found = not is_not_found(text)
+    answer.text = resolved.text
+    answer.found = found
+    answer.citations, answer.sources = build_citations(used, resolved.cited if found else [], spans)
 
 
 def _reindex(fitted: FittedPrompt, group: FittedPrompt) -> FittedPrompt:

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from jisik.config import AnswerConfig
 from jisik.generate.answerer import Answerer, AnswerStream
 from jisik.generate.language import detect_language
-from jisik.generate.llms.base import Message
+from jisik.generate.llms.base import GenerationOptions, Message
 from jisik.generate.memory import Memory, Turn
 from jisik.records import Answer
+
+if TYPE_CHECKING:
+    from jisik.generate.llms.base import LLM
+    from jisik.generate.prompts import PromptSet
+
+
+def summarize_with(llm: LLM, prompts: PromptSet, generation: GenerationOptions,
+                   tokens_limit: int) -> Callable[[str, str], str]:
+    """The ``summary`` memory's folding function: the running summary and older turns → a new summary, written by
+    ``llm`` with the ``summary`` template (used by chat sessions and conversational agents)."""
+
+    def summarize(summary: str, history: str) -> str:
+        language = detect_language(history)
+        prompt = prompts.get("summary", language).render(summary=summary or "-", history=history, language=language)
+        return llm.generate([Message("user", prompt)], generation.with_(max_tokens=max(64, tokens_limit // 2))).text
+
+    return summarize
 
 
 class ChatSession:
@@ -33,13 +50,9 @@ class ChatSession:
         self.resumed = len(history)
 
     def _summarize(self, summary: str, history: str) -> str:
-        llm = self.answerer.llm
-        assert llm is not None
-        language = detect_language(history)
-        prompt = self.answerer.prompts.get("summary", language).render(summary=summary or "-", history=history,
-                                                                        language=language)
-        options = self.answerer.generation.with_(max_tokens=max(64, self.memory.tokens_limit // 2))
-        return llm.generate([Message("user", prompt)], options).text
+        assert self.answerer.llm is not None
+        return summarize_with(self.answerer.llm, self.answerer.prompts, self.answerer.generation,
+                              self.memory.tokens_limit)(summary, history)
 
     def ask_stream(self, question: str, **kwargs: Any) -> AnswerStream:
         return self.answerer.stream(question, memory=self.memory, kind="chat", session=self.session, **kwargs)

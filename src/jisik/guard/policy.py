@@ -339,6 +339,24 @@ class Guard:
             out.append(hit if text == hit.text else replace(hit, text=text))
         return out
 
+    def untrusted(self, text: str, placeholders: Placeholders, decisions: list[GuardDecision]) -> str:
+        """A tool's output as an agent's model may read it: like a retrieved chunk (``injection_context``:
+        instructions neutralised, or the whole output dropped; personal data per ``pii_context``)."""
+        if self.config.injection and self.config.injection_context != "allow":
+            from jisik.guard.injection import detect_injection, neutralize
+
+            findings = detect_injection(text)
+            if findings:
+                action = self.config.injection_context
+                decisions.append(GuardDecision("injection", "tool", "drop" if action == "drop" else "neutralize",
+                                               {"kinds": sorted({f.kind for f in findings})}))
+                if action == "drop":
+                    return "(the tool's output was withheld: it contained instructions aimed at the assistant)"
+                text = neutralize(text, findings)
+        if any(self.action(t, "context") != "allow" for t in self._types()):
+            text = self.apply(text, self.entities([text])[0], "context", placeholders, decisions)
+        return text
+
     def _types(self) -> list[str]:
         """The entity types in use: ``pii_types`` plus names and addresses when switched on."""
         extra = [t for t, on in (("PERSON", self.config.pii_names), ("ADDRESS", self.config.pii_addresses)) if on]

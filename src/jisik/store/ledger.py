@@ -214,7 +214,7 @@ class SQLiteLedger:
         out = []
         for values in rows:
             record = dict(zip(names, values, strict=True))
-            for key in ("retrieved", "citations", "guard", "grounding"):
+            for key in ("retrieved", "citations", "guard", "grounding", "trace"):
                 record[key] = json.loads(record[key])
             record["found"] = bool(record["found"])
             out.append(record)

@@ -87,6 +87,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE vocabulary (term TEXT PRIMARY KEY, id INTEGER NOT NULL UNIQUE, df INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE tombstones (chunk_id INTEGER PRIMARY KEY, generation INTEGER NOT NULL, deleted_at REAL NOT NULL);
     """,
+    # 8: an agent's steps (jisik.agent): thought, tool, arguments, a summary of the observation, tokens, time
+    """
+    ALTER TABLE turns ADD COLUMN trace TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 

@@ -11,16 +11,67 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call a model asked for, in one form whatever the wire said: OpenAI sends ``arguments`` as a JSON
+    string and an ``id`` the answer must quote (``tool_call_id``); Ollama sends an object and no id (the
+    answer names the tool: ``tool_name``). ``arguments_error`` says why the model's arguments could not be read
+    (then ``arguments`` is empty), so the loop can tell the model instead of calling the tool."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    arguments_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A chat message. ``tool_calls`` on an assistant message, ``tool_call_id``/``name`` on a ``tool`` message
+    (the result of one call) are used by backends with native tool calling only."""
+
     role: Role
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What a model is told about a tool: its name, what it does, and its arguments as JSON Schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+    def to_openai(self) -> dict[str, Any]:
+        """The ``tools`` entry of OpenAI's (and Ollama's) chat API.
+
+        >>> ToolSpec("today", "Today's date", {"type": "object", "properties": {}}).to_openai()["function"]["name"]
+        'today'
+        """
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": self.parameters}}
+
+
+ToolChoice = str | dict[str, Any]  # "auto" | "none" | "required" | {"type": "function", "function": {"name": N}}
+
+
+@dataclass(slots=True)
+class ToolReply:
+    """A model's turn with tools offered: text, calls, or both."""
+
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +140,24 @@ class LLM(Protocol):
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[StreamChunk]:
         ...
+
+
+@runtime_checkable
+class ToolCallingLLM(LLM, Protocol):
+    """An LLM whose server takes ``tools`` and answers with structured calls (OpenAI-compatible servers, Ollama).
+
+    A server that turns tools down (an older llama.cpp server, vLLM without ``--enable-auto-tool-choice``)
+    raises :class:`~jisik.errors.ToolsUnsupportedError`; the agent then falls back to its text ReAct prompt.
+    """
+
+    def generate_tools(self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: GenerationOptions,
+                       tool_choice: ToolChoice = "auto") -> ToolReply:
+        ...
+
+
+def supports_tools(llm: object) -> bool:
+    """True when ``llm`` has native tool calling (:class:`ToolCallingLLM`)."""
+    return callable(getattr(llm, "generate_tools", None))
 
 
 def messages_token_overhead(n_messages: int) -> int:

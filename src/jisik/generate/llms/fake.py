@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from jisik.errors import LLMResponseError
-from jisik.generate.llms.base import Completion, GenerationOptions, Message, StreamChunk, collect
+from jisik.errors import LLMResponseError, ToolsUnsupportedError
+from jisik.generate.llms.base import (
+    Completion,
+    GenerationOptions,
+    Message,
+    StreamChunk,
+    ToolChoice,
+    ToolReply,
+    ToolSpec,
+    collect,
+)
 
 Reply = str | Callable[[Sequence[Message]], str]
 
@@ -64,3 +74,45 @@ class FakeLLM:
 
     def generate(self, messages: Sequence[Message], options: GenerationOptions) -> Completion:
         return collect(self.stream(messages, options))
+
+
+ToolTurn = ToolReply | str | Callable[[Sequence[Message]], "ToolReply | str"]
+
+
+class FakeToolLLM(FakeLLM):
+    """A scripted chat model with native tool calls (a test double): each :meth:`generate_tools` call plays the
+    next scripted turn — a :class:`ToolReply` (calls and/or text), a plain string (a final answer), or a function
+    of the messages. ``tools_seen`` records the tool specs and ``tool_choice`` of each call; ``refuse_tools`` makes
+    it behave like a server that turns tools down.
+
+    >>> from jisik.generate.llms.base import ToolCall
+    >>> llm = FakeToolLLM([ToolReply("", [ToolCall("c1", "today", {})]), "It is Monday."])
+    >>> llm.generate_tools([Message("user", "day?")], [], GenerationOptions()).tool_calls[0].name
+    'today'
+    >>> llm.generate_tools([Message("user", "day?")], [], GenerationOptions()).text
+    'It is Monday.'
+    """
+
+    def __init__(self, turns: Sequence[ToolTurn], *, refuse_tools: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.turns = list(turns)
+        self.refuse_tools = refuse_tools
+        self.tool_calls_made = 0
+        self.tools_seen: list[tuple[list[ToolSpec], ToolChoice]] = []
+
+    def generate_tools(self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: GenerationOptions,
+                       tool_choice: ToolChoice = "auto") -> ToolReply:
+        if self.refuse_tools:
+            raise ToolsUnsupportedError("the fake server does not take tools")
+        self.calls.append(list(messages))
+        self.options.append(options)
+        self.tools_seen.append((list(tools), tool_choice))
+        turn = self.turns[min(self.tool_calls_made, len(self.turns) - 1)]
+        self.tool_calls_made += 1
+        if callable(turn):
+            turn = turn(messages)
+        reply = ToolReply(turn) if isinstance(turn, str) else turn
+        prompt = sum(self.count_tokens([m.content for m in messages]))
+        return ToolReply(reply.text, list(reply.tool_calls), prompt_tokens=prompt,
+                         completion_tokens=len(reply.text.split()) + 5 * len(reply.tool_calls),
+                         finish_reason="tool_calls" if reply.tool_calls else "stop")

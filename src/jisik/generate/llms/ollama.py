@@ -12,13 +12,17 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jisik.errors import GenerationError, LLMResponseError, LLMUnavailableError
+from jisik.errors import GenerationError, LLMResponseError, LLMUnavailableError, ToolsUnsupportedError
 from jisik.generate.llms._http import Endpoint, Probed, ndjson_events, post_json, request
 from jisik.generate.llms.base import (
     Completion,
     GenerationOptions,
     Message,
     StreamChunk,
+    ToolCall,
+    ToolChoice,
+    ToolReply,
+    ToolSpec,
     messages_token_overhead,
 )
 from jisik.generate.tokens import estimate_tokens
@@ -65,6 +69,42 @@ def context_length(show: Any) -> int | None:
     if not isinstance(value, int):
         value = next((v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)), None)
     return value if isinstance(value, int) and value > 0 else None
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """One message in Ollama's form: tool calls with ``arguments`` as an *object*, results by ``tool_name``.
+
+    >>> wire_message(Message("assistant", "", tool_calls=(ToolCall("c1", "kb_search", {"query": "q"}),)))
+    {'role': 'assistant', 'content': '', 'tool_calls': [{'function': {'name': 'kb_search', \
+'arguments': {'query': 'q'}}}]}
+    >>> wire_message(Message("tool", "[1] a.pdf", tool_call_id="c1", name="kb_search"))
+    {'role': 'tool', 'content': '[1] a.pdf', 'tool_name': 'kb_search'}
+    """
+    if message.role == "tool":
+        return {"role": "tool", "content": message.content, "tool_name": message.name or ""}
+    out: dict[str, Any] = message.to_dict()
+    if message.tool_calls:
+        out["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
+    return out
+
+
+def parse_tool_calls(message: Any) -> list[ToolCall]:
+    """The calls in an Ollama ``message`` (no ids on the wire: numbered here so results pair with calls).
+
+    >>> parse_tool_calls({"tool_calls": [{"function": {"name": "kb_search", "arguments": {"query": "margin"}}}]})
+    [ToolCall(id='call_0', name='kb_search', arguments={'query': 'margin'}, arguments_error=None)]
+    """
+    from jisik.generate.llms.openai import decode_arguments
+
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    out: list[ToolCall] = []
+    for index, call in enumerate(calls if isinstance(calls, list) else []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            continue
+        arguments, error = decode_arguments(function.get("arguments"))
+        out.append(ToolCall(str(call.get("id") or f"call_{index}"), function["name"], arguments, error))
+    return out
 
 
 class OllamaLLM:
@@ -128,6 +168,30 @@ class OllamaLLM:
                                       finish_reason=_str(obj.get("done_reason")))
                 elif text:
                     yield StreamChunk(text)
+
+    def generate_tools(self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: GenerationOptions,
+                       tool_choice: ToolChoice = "auto") -> ToolReply:
+        """One turn with ``tools`` offered. Ollama has no ``tool_choice``: ``none`` sends no tools, the other
+        choices are left to the model. A model without tool support raises :class:`ToolsUnsupportedError`."""
+        url = f"{self.base_url}/api/chat"
+        payload = self._payload(messages, options, stream=False)
+        payload["messages"] = [wire_message(m) for m in messages]
+        if tools and tool_choice != "none":
+            payload["tools"] = [t.to_openai() for t in tools]
+        try:
+            answer = post_json(url, self._endpoint, payload)
+        except GenerationError as exc:
+            if "does not support tools" in exc.message:
+                raise ToolsUnsupportedError(f"Ollama's {self.model} does not take tools",
+                                            hint="the agent falls back to its ReAct prompt") from exc
+            raise
+        if not isinstance(answer, dict) or not isinstance(answer.get("message"), dict):
+            raise LLMResponseError(f"Ollama at {url} answered {str(answer)[:200]}", hint="is llm.url an Ollama server?")
+        prompt_tokens, completion_tokens = _int(answer.get("prompt_eval_count")), _int(answer.get("eval_count"))
+        self._learn(messages, prompt_tokens)
+        message = answer["message"]
+        return ToolReply(str(message.get("content") or ""), parse_tool_calls(message), prompt_tokens=prompt_tokens,
+                         completion_tokens=completion_tokens, finish_reason=_str(answer.get("done_reason")))
 
     # -- helpers ------------------------------------------------------------------------------------
 

@@ -14,15 +14,25 @@ its limit, the window is lowered to that limit for the next calls and the error 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from jisik.errors import ConfigError, GenerationError, LLMResponseError, LLMUnavailableError
+from jisik.errors import ConfigError, GenerationError, LLMResponseError, LLMUnavailableError, ToolsUnsupportedError
 from jisik.generate.llms._http import Endpoint, Probed, get_json, post_json, request, sse_events
-from jisik.generate.llms.base import Completion, GenerationOptions, Message, StreamChunk
+from jisik.generate.llms.base import (
+    Completion,
+    GenerationOptions,
+    Message,
+    StreamChunk,
+    ToolCall,
+    ToolChoice,
+    ToolReply,
+    ToolSpec,
+)
 from jisik.generate.tokens import TokenCounter, counter_for_openai_model
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -98,6 +108,71 @@ def chat_payload(model: str, messages: Sequence[Message], options: GenerationOpt
     if stream:
         payload["stream_options"] = {"include_usage": True}
     return payload
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """One message in OpenAI's form: tool calls with ``arguments`` as a JSON *string*, results by ``tool_call_id``.
+
+    >>> wire_message(Message("assistant", "", tool_calls=(ToolCall("c1", "kb_search", {"query": "q"}),)))
+    {'role': 'assistant', 'content': '', 'tool_calls': [{'id': 'c1', 'type': 'function', \
+'function': {'name': 'kb_search', 'arguments': '{"query": "q"}'}}]}
+    >>> wire_message(Message("tool", "[1] a.pdf", tool_call_id="c1", name="kb_search"))
+    {'role': 'tool', 'content': '[1] a.pdf', 'tool_call_id': 'c1'}
+    """
+    if message.role == "tool":
+        return {"role": "tool", "content": message.content, "tool_call_id": message.tool_call_id or ""}
+    out: dict[str, Any] = message.to_dict()
+    if message.tool_calls:
+        out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+            "name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}} for c in message.tool_calls]
+    return out
+
+
+def parse_tool_calls(message: Any) -> list[ToolCall]:
+    """The calls of an OpenAI ``choices[0].message``; arguments that are not a JSON object are kept as an error
+    for the agent to report back (small models write ``{'query': …}`` or prose).
+
+    >>> parse_tool_calls({"tool_calls": [{"id": "c1", "type": "function",
+    ...                   "function": {"name": "kb_search", "arguments": '{"query": "margin"}'}}]})
+    [ToolCall(id='c1', name='kb_search', arguments={'query': 'margin'}, arguments_error=None)]
+    """
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    out: list[ToolCall] = []
+    for index, call in enumerate(calls if isinstance(calls, list) else []):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            continue
+        arguments, error = decode_arguments(function.get("arguments"))
+        out.append(ToolCall(str(call.get("id") or f"call_{index}"), function["name"], arguments, error))
+    return out
+
+
+def decode_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
+    """Tool-call arguments as a dict, from a JSON string (OpenAI) or an object (Ollama); else ``({}, why)``.
+
+    >>> decode_arguments('{"a": 1}'), decode_arguments({"a": 1}), decode_arguments("")
+    (({'a': 1}, None), ({'a': 1}, None), ({}, None))
+    >>> decode_arguments("{'a': 1,}")[0]
+    {'a': 1}
+    """
+    if raw is None or raw == "":
+        return {}, None
+    if isinstance(raw, dict):
+        return raw, None
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            from jisik.agent.react import loads_lenient  # the agent's tolerant reader: quotes, trailing commas
+
+            try:
+                value, _ = loads_lenient(raw)
+            except ValueError:
+                return {}, f"not JSON: {raw[:120]}"
+        if isinstance(value, dict):
+            return value, None
+        return {"__bare__": value}, None
+    return {}, f"arguments of type {type(raw).__name__}"
 
 
 class _ProbeFailed(GenerationError):
@@ -208,6 +283,34 @@ class OpenAILLM:
                           completion_tokens=_int(usage.get("completion_tokens")),
                           finish_reason=finishes[-1] if finishes else None)
 
+    def generate_tools(self, messages: Sequence[Message], tools: Sequence[ToolSpec], options: GenerationOptions,
+                       tool_choice: ToolChoice = "auto") -> ToolReply:
+        """One turn with ``tools`` offered (native tool calling). A server that rejects tools raises
+        :class:`ToolsUnsupportedError` (the agent then uses its ReAct prompt)."""
+        url = f"{self.base_url}/chat/completions"
+        payload = self._payload(messages, options, stream=False)
+        payload["messages"] = [wire_message(m) for m in messages]
+        if tools:
+            payload["tools"] = [t.to_openai() for t in tools]
+            payload["tool_choice"] = tool_choice
+        try:
+            answer = post_json(url, self._endpoint, payload)
+        except GenerationError as exc:
+            if not isinstance(exc, LLMUnavailableError) and _rejects_tools(exc.message):
+                raise ToolsUnsupportedError(f"{self.base_url} does not take tools: {exc.message}",
+                                            hint="the agent falls back to its ReAct prompt") from exc
+            raise
+        try:
+            choice = answer["choices"][0]
+            message = choice["message"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise LLMResponseError(f"unexpected answer from {url}: {str(answer)[:200]}") from exc
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        return ToolReply(str(message.get("content") or ""), parse_tool_calls(message),
+                         prompt_tokens=_int(usage.get("prompt_tokens")),
+                         completion_tokens=_int(usage.get("completion_tokens")),
+                         finish_reason=_str(choice.get("finish_reason")))
+
     # -- helpers ------------------------------------------------------------------------------------
 
     def _payload(self, messages: Sequence[Message], options: GenerationOptions, *, stream: bool) -> dict[str, Any]:
@@ -270,6 +373,20 @@ class OpenAILLM:
             return LLMUnavailableError(f"no chat completions API at {self.base_url} (HTTP 404: {detail})",
                                        hint="llm.url must end in /v1, e.g. http://localhost:8000/v1")
         return None
+
+
+def _rejects_tools(detail: str) -> bool:
+    """True for a server's "no tools here" refusal (vLLM without auto tool choice, old llama.cpp servers).
+
+    >>> _rejects_tools('"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set')
+    True
+    >>> _rejects_tools("model not found")
+    False
+    """
+    lowered = detail.lower()
+    return "tool" in lowered and any(word in lowered for word in (
+        "not supported", "unsupported", "requires", "not enabled", "does not support", "jinja", "unknown",
+        "unrecognized", "extra fields", "invalid"))
 
 
 def _int(value: Any) -> int | None:
