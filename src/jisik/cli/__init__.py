@@ -12,7 +12,7 @@ from __future__ import annotations
 from typer.core import TyperCommand
 
 from jisik.cli.app import Command, app
-from jisik.cli.commands import answer, guard, manage, search, serve
+from jisik.cli.commands import agent, answer, guard, manage, search, serve
 from jisik.cli.commands.eval import register as register_eval
 from jisik.cli.commands.tune import tune_app
 from jisik.cli.commands.tune_classify import classify as tune_classify
@@ -23,7 +23,7 @@ from jisik.cli.commands.tune_merge import merge as tune_merge
 __all__ = ["app", "main"]
 
 for _command in (manage.init, manage.ingest, search.search, search.status, manage.delete, search.docs,
-                 manage.reindex, manage.migrate, answer.ask, answer.chat, answer.logs):
+                 manage.reindex, manage.migrate, answer.ask, answer.chat, agent.agent, answer.logs):
     app.command()(_command)
 register_eval(app)
 app.command()(serve.serve)

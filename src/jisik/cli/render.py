@@ -8,6 +8,7 @@ would squeeze the text into a sliver. Every function takes the Console to print 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -200,9 +201,48 @@ def print_turn(console: Console, row: dict[str, Any]) -> None:
                   highlight=False)
     for decision in row.get("guard") or []:
         console.print(f"guard: {describe_decision(decision)}", markup=False, highlight=False)
+    if row.get("trace"):
+        console.print("[bold]Steps[/]")
+        for step in row["trace"]:
+            print_step(console, step)
     first = "" if row["first_token_ms"] is None else f", first token {row['first_token_ms']:.0f} ms"
     console.print(f"{row['backend']}: {row['latency_ms']:.0f} ms (retrieval {row['retrieval_ms']:.0f} ms{first}), "
                   f"{row['prompt_tokens']} prompt + {row['completion_tokens']} answer tokens", highlight=False)
+
+
+def describe_step(step: dict[str, Any]) -> str:
+    """One agent step on one line: what was called, with what, what came back, and its cost.
+
+    >>> describe_step({"step": 2, "type": "tool", "tool": "kb_search", "arguments": {"query": "margin"},
+    ...                "passages": [3, 4], "observation": "[3] a.pdf", "prompt_tokens": 812,
+    ...                "completion_tokens": 31, "ms": 1520.0})
+    '2. kb_search {"query": "margin"} → passages [3][4]  (812+31 tokens, 1.5 s)'
+    """
+    tokens = f"{step.get('prompt_tokens', 0)}+{step.get('completion_tokens', 0)} tokens"
+    cost = f"  ({tokens}, {step.get('ms', 0) / 1000:.1f} s)"
+    kind = step.get("type")
+    if kind in ("tool", "repeated"):
+        arguments = json.dumps(step.get("arguments"), ensure_ascii=False)
+        passages = step.get("passages") or []
+        result = ("passages " + "".join(f"[{n}]" for n in passages)) if passages else \
+            short(" ".join(str(step.get("observation", "")).split()), 60)
+        prefix = "repeated, refused: " if kind == "repeated" else ""
+        return f"{step['step']}. {prefix}{step.get('tool')} {short(arguments, 80)} → {result}{cost}"
+    if kind == "invalid":
+        return f"{step['step']}. unreadable reply: {step.get('error')}{cost}"
+    if kind == "limit":
+        return f"{step['step']}. stopped: {step.get('reason')}"
+    if kind == "external":
+        return f"{step['step']}. the caller's tool {step.get('tool')} was called{cost}"
+    return f"{step['step']}. final answer{cost}"
+
+
+def print_step(console: Console, step: dict[str, Any]) -> None:
+    """An agent step as ``--trace`` shows it: the thought (dim), then :func:`describe_step`."""
+    thought = " ".join(str(step.get("thought") or "").split())
+    if thought:
+        console.print(f"   {short(thought, 160)}", style="dim", markup=False, highlight=False)
+    console.print(describe_step(step), markup=False, highlight=False)
 
 
 def describe_decision(decision: dict[str, Any]) -> str:
