@@ -41,6 +41,9 @@ console = Console()
 err_console = Console(stderr=True)
 _state: dict[str, bool] = {"debug": False}
 
+LlmOption = Annotated[str | None, typer.Option("--llm", metavar="SPEC", help="extractive | ollama:MODEL | "
+                                                 "openai:URL#MODEL | openai:MODEL | llamacpp:FILE.gguf | "
+                                                 "transformers:FOLDER")]
 KbOption = Annotated[Path, typer.Option("--kb", envvar="JISIK_KB", metavar="PATH", help="knowledge base folder")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 T = TypeVar("T")

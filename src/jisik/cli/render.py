@@ -290,3 +290,22 @@ def short(text: str, width: int) -> str:
     """
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def print_sources(console: Console, err_console: Console, answer: Any) -> None:
+    """The numbered sources under an answer, and a note for each marker that cited no source."""
+    for number in answer.invalid_citations:
+        err_console.print(f"[yellow]note[/] the answer cited [{number}], which is not one of its sources; removed",
+                          highlight=False)
+    if not answer.citations:
+        return
+    console.print()
+    console.print("[bold]Sources[/]")
+    for citation in answer.citations:
+        where = citation.source + ("" if citation.page is None else f", p. {citation.page}")
+        if citation.section:
+            where += f", {citation.section}"
+        quote = " ".join(citation.quote.split())
+        quote = quote[:200] + ("…" if len(quote) > 200 else "")
+        console.print(f"[{citation.number}] {where}", markup=False, highlight=False)
+        console.print(f"    {quote}", style="dim", markup=False, highlight=False)

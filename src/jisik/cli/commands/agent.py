@@ -10,8 +10,7 @@ import typer
 
 from jisik.choices import MemoryKind
 from jisik.cli import render
-from jisik.cli.app import JsonOption, KbOption, choices, console, err_console, open_kb, run
-from jisik.cli.commands.answer import LlmOption, _print_sources
+from jisik.cli.app import JsonOption, KbOption, LlmOption, choices, console, err_console, open_kb, run
 from jisik.errors import JisikError
 
 STRATEGY_HELP = "auto (native tool calls where the backend has them, else ReAct) | native | react | self-ask"
@@ -80,7 +79,7 @@ def _answer(runner: Any, question: str, *, trace: bool, as_json: bool, log: bool
         console.print_json(json.dumps(answer.to_dict(), ensure_ascii=False))
         return
     console.print(answer.text, markup=False, highlight=False, soft_wrap=True)
-    _print_sources(answer)
+    render.print_sources(console, err_console, answer)
     tools_used = sum(1 for s in answer.trace if s.get("type") == "tool")
     usage = answer.usage
     err_console.print(f"[dim]{answer.strategy}: {len(answer.trace)} steps, {tools_used} tool calls, "

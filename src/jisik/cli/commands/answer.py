@@ -10,12 +10,20 @@ import typer
 
 from jisik.choices import AnswerLanguage, Chain, MemoryKind
 from jisik.cli import render
-from jisik.cli.app import FilterOption, JsonOption, KbOption, ModeOption, choices, console, err_console, open_kb, run
+from jisik.cli.app import (
+    FilterOption,
+    JsonOption,
+    KbOption,
+    LlmOption,
+    ModeOption,
+    choices,
+    console,
+    err_console,
+    open_kb,
+    run,
+)
 from jisik.errors import JisikError
 
-LlmOption = Annotated[str | None, typer.Option("--llm", metavar="SPEC", help="extractive | ollama:MODEL | "
-                                                 "openai:URL#MODEL | openai:MODEL | llamacpp:FILE.gguf | "
-                                                 "transformers:FOLDER")]
 TemperatureOption = Annotated[float | None, typer.Option(metavar="X", min=0, max=2,
                                                          help="sampling temperature (default 0: factual)")]
 MaxTokensOption = Annotated[int | None, typer.Option("--max-tokens", metavar="N", min=1,
@@ -74,7 +82,7 @@ def _print_stream(stream: Any) -> None:
     for piece in stream:
         console.print(piece, end="", markup=False, highlight=False, soft_wrap=True)
     console.print()
-    _print_sources(stream.answer)
+    render.print_sources(console, err_console, stream.answer)
 
 
 def _print_explanation(answer: Any) -> None:
@@ -83,24 +91,6 @@ def _print_explanation(answer: Any) -> None:
     render.print_grounding(console, answer.grounding)
     for decision in answer.guard:
         console.print(f"guard: {render.describe_decision(decision)}", markup=False, highlight=False)
-
-
-def _print_sources(answer: Any) -> None:
-    for number in answer.invalid_citations:
-        err_console.print(f"[yellow]note[/] the answer cited [{number}], which is not one of its sources; removed",
-                          highlight=False)
-    if not answer.citations:
-        return
-    console.print()
-    console.print("[bold]Sources[/]")
-    for citation in answer.citations:
-        where = citation.source + ("" if citation.page is None else f", p. {citation.page}")
-        if citation.section:
-            where += f", {citation.section}"
-        quote = " ".join(citation.quote.split())
-        quote = quote[:200] + ("…" if len(quote) > 200 else "")
-        console.print(f"[{citation.number}] {where}", markup=False, highlight=False)
-        console.print(f"    {quote}", style="dim", markup=False, highlight=False)
 
 
 def chat(
