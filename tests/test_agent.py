@@ -376,3 +376,46 @@ def test_history_messages_from_a_caller_precede_the_question(kb: KnowledgeBase) 
                                                         Message("assistant", "14일입니다.")], log=False)
     roles = [m.role for m in llm.calls[0]]
     assert roles == ["system", "user", "assistant", "user"]
+
+
+PLUGIN = '''
+from jisik.agent import tool
+
+
+def vat(amount: float) -> str:
+    """Korean VAT (10%) on an amount in won."""
+    return str(round(amount * 0.1))
+
+
+def kb_size_factory(kb):
+    @tool(name="kb_size")
+    def size() -> str:
+        """How many documents the knowledge base holds."""
+        return str(len(kb.documents()))
+    return size
+
+
+kb_size_factory.jisik_tool_factory = True
+
+
+'''
+
+
+def test_tools_from_an_installed_package_entry_point(kb: KnowledgeBase, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "jisik_mytools-0.1.dist-info").mkdir(parents=True)
+    (site / "jisik_mytools.py").write_text(PLUGIN, encoding="utf-8")
+    (site / "jisik_mytools-0.1.dist-info" / "METADATA").write_text("Name: jisik-mytools\nVersion: 0.1\n")
+    (site / "jisik_mytools-0.1.dist-info" / "entry_points.txt").write_text(
+        "[jisik.tools]\nvat = jisik_mytools:vat\nkb_size = jisik_mytools:kb_size_factory\n"
+        "gone = jisik_mytools_missing:nothing\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    llm = FakeToolLLM([ToolReply("", [ToolCall("a", "vat", {"amount": "50000"}), ToolCall("b", "kb_size", {})]),
+                       "VAT is 5000 won."])
+    answer = kb.agent(llm=llm, tools=["vat", "kb_size"]).ask("What is the VAT on 50,000 won?")
+    assert [s["observation"] for s in answer.trace if s["type"] == "tool"] == ["5000", "4"]
+    assert [spec.name for spec in llm.tools_seen[0][0]] == ["vat", "kb_size"]
+    with pytest.raises(AgentError, match="tool plugin 'gone'") as info:
+        kb.agent(llm=llm, tools=["gone"])
+    assert "uninstall" in (info.value.hint or "")
