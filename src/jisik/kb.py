@@ -612,6 +612,11 @@ class KnowledgeBase:
                                              analyzer=self.analyzer, judge=judge)
             return self._guards[remote]
 
+    def llm_for(self, llm: str | LLM | None) -> LLM | None:
+        """The LLM a ``--llm`` spec names, read over this knowledge base's ``[llm]`` settings and made once per
+        knowledge base (None: the extractive answerer; an LLM object is returned as is)."""
+        return self._resolve_llm(llm)
+
     def _resolve_llm(self, llm: str | LLM | None) -> LLM | None:
         """An LLM object for a spec, created once per knowledge base; None means extractive."""
         if llm is not None and not isinstance(llm, str):

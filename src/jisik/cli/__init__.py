@@ -12,7 +12,7 @@ from __future__ import annotations
 from typer.core import TyperCommand
 
 from jisik.cli.app import Command, app
-from jisik.cli.commands import agent, answer, guard, manage, search, serve
+from jisik.cli.commands import agent, answer, guard, manage, mcp, search, serve
 from jisik.cli.commands.eval import register as register_eval
 from jisik.cli.commands.tune import tune_app
 from jisik.cli.commands.tune_classify import classify as tune_classify
@@ -27,6 +27,7 @@ for _command in (manage.init, manage.ingest, search.search, search.status, manag
     app.command()(_command)
 register_eval(app)
 app.command()(serve.serve)
+app.command()(mcp.mcp)
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(guard.guard_app, name="guard")
 tune_app.command("merge")(tune_merge)
