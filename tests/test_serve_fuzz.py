@@ -135,6 +135,14 @@ DOCUMENTED_400 = [
     (r".*", "query_error", r"cannot both be 0", "dense_weight and bm25_weight: a rule on two fields"),
     (r"POST /api/kbs/\{kb\}/documents", "invalid_upload", r"^two files are named|is not a usable file name",
      "a part's file name is not in the schema (format: binary); each is saved as uploads/<name>"),
+    (r"POST /v1/chat/completions", "invalid_tools", r"",
+     "tool names unique, not a built-in tool's, of the agent's name pattern: rules across list items"),
+    (r"POST /v1/chat/completions", "invalid_tool_choice", r"",
+     "tool_choice must name one of the request's tools, and needs tools: a rule on two fields"),
+    (r"POST /v1/chat/completions", "agent_needs_llm", r"",
+     "the fuzz server is extractive: tool calls and jisik/<kb>:agent need an LLM (docs/server-agents.md)"),
+    (r"POST /v1/chat/completions", "invalid_messages", r"tool_call_id|tool message",
+     "a tool message must answer a call of an earlier assistant message: a rule across list items"),
 ]
 INTEGRAL_FLOAT = re.compile(r"^Input should be a valid integer at '[^']+' \(got (-?[0-9.]+(?:e[+-]?[0-9]+)?)\)")
 

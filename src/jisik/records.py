@@ -182,6 +182,7 @@ class Answer:
     partial: bool = False
     stopped_by: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    suspended: Any = None  # jisik.agent.loop.Suspended when tool_calls is set: pass it back as ask(resume=…)
 
     def to_dict(self) -> dict[str, Any]:
         out = {

@@ -100,6 +100,22 @@ _NATIVE_SYSTEM = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class Suspended:
+    """Where a run stopped for the caller's tools (:attr:`Answer.tool_calls`): what resuming it needs.
+
+    ``messages``: this turn's transcript after the question, in native form (assistant messages with
+    ``tool_calls``, ``tool`` messages with ``tool_call_id`` and ``name``) whatever the strategy; it ends with the
+    assistant message holding the external calls (and the results of built-in calls of that same turn).
+    ``passages``: every passage the run numbered, in citation-number order. ``steps``: model turns so far.
+    To resume, append one ``tool`` message per external call and pass it as ``Agent.ask(..., resume=…)``.
+    """
+
+    messages: tuple[Message, ...]
+    passages: tuple[Hit, ...] = ()
+    steps: int = 0
+
+
 class PassageBook:
     """Every passage a run's tools returned, numbered once: the citation numbers the final answer uses.
 
@@ -137,6 +153,10 @@ class _Run:
     strategy: str = "react"
     stopped_by: str | None = None
     pending_external: list[ToolCall] = field(default_factory=list)
+    turn_start: int = 0  # index in messages of the first message after the question
+    native_log: list[Message] = field(default_factory=list)  # the turn in native form (react runs)
+    steps: int = 0  # model turns, resumed ones included
+    suspended: Suspended | None = None
     last_tokens: tuple[int, int] = (0, 0)  # of the latest model turn, for its trace step
 
     def seconds(self) -> float:
@@ -181,9 +201,11 @@ class Agent:
 
     # -- public ---------------------------------------------------------------------------------------------
     def ask(self, question: str, *, on_step: StepCallback | None = None, history: Sequence[Message] = (),
-            log: bool = True) -> Answer:
+            log: bool = True, resume: Suspended | None = None) -> Answer:
         """Answer ``question``; ``on_step`` sees each trace step as it happens (``--trace``). ``history``:
-        earlier messages of a conversation the caller keeps itself (the server's clients)."""
+        earlier messages of a conversation the caller keeps itself (the server's clients). ``resume``: a run that
+        stopped for external tools (``answer.suspended``) with the caller's ``tool`` results appended: the same
+        turn goes on from there, its passages keeping their numbers."""
         from jisik.generate.answerer import validate_question
 
         text = validate_question(question, 8000)
@@ -199,20 +221,52 @@ class Agent:
         past = [*self.memory.messages()] if self.memory is not None else []
         past.extend(history)
         strategy = self._strategy()
+        if resume is not None:
+            for hit in resume.passages:
+                run.book.number(hit)
+            run.steps = resume.steps
+            for message in resume.messages:
+                for call in message.tool_calls:
+                    key = call.name + json.dumps(call.arguments, sort_keys=True, ensure_ascii=False, default=str)
+                    run.calls[key] = run.calls.get(key, 0) + 1
+            if strategy == "self-ask":
+                strategy = "react"
         run.strategy = strategy
         if strategy == "self-ask":
             from jisik.agent.selfask import run_self_ask
 
             final = run_self_ask(self, run, for_model, past, on_step)
         elif strategy == "native":
-            native = self._native(run, for_model, past, on_step)
+            native = self._native(run, for_model, past, on_step, resume)
             if native is None:  # the server turned tools down: the same question through the ReAct prompt
                 run.strategy = "react"
-                native = self._react(run, for_model, past, on_step)
+                native = self._react(run, for_model, past, on_step, resume)
             final = native
         else:
-            final = self._react(run, for_model, past, on_step)
+            final = self._react(run, for_model, past, on_step, resume)
         return self._finish(run, final, log=log)
+
+    def _resumed(self, run: _Run, resume: Suspended | None, on_step: StepCallback | None) -> list[Message]:
+        """The resumed turn's messages; the caller's new results (the tool messages after the last assistant
+        message, but for results of built-in calls of that turn) pass the guards and the size bound like any
+        observation, each a trace step."""
+        if resume is None:
+            return []
+        messages = list(resume.messages)
+        last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+        calls = {c.id: c for m in messages if m.role == "assistant" for c in m.tool_calls}
+        for index in range(last + 1, len(messages)):
+            message = messages[index]
+            if message.role != "tool" or (message.name in self.tools and message.name not in self.external):
+                continue
+            started = time.perf_counter()
+            observation = self._observe(ToolResult(message.content), run)
+            call = calls.get(message.tool_call_id or "")
+            self._trace(run, on_step, {"type": "tool", "tool": message.name or (call.name if call else ""),
+                                       "arguments": call.arguments if call else {}, "observation": observation[:400],
+                                       "passages": [], "error": False, "external": True, "started": started})
+            messages[index] = Message("tool", observation, tool_call_id=message.tool_call_id, name=message.name)
+        return messages
 
     # -- strategies ----------------------------------------------------------------------------------------
     def _strategy(self) -> str:
@@ -221,10 +275,12 @@ class Agent:
         return self.strategy
 
     def _native(self, run: _Run, question: str, past: Sequence[Message],
-                on_step: StepCallback | None) -> str | None:
+                on_step: StepCallback | None, resume: Suspended | None = None) -> str | None:
         run.messages = [Message("system", _NATIVE_SYSTEM[run.language]), *past, Message("user", question)]
+        run.turn_start = len(run.messages)
+        run.messages += self._resumed(run, resume, on_step)
         specs = self.tools.specs()
-        step = 0
+        step = run.steps
         while True:
             reason = self._limit_reached(run, step)
             if reason:
@@ -244,6 +300,7 @@ class Agent:
                 return None
             self._count(run, reply.prompt_tokens, reply.completion_tokens, reply.text)
             step += 1
+            run.steps = step
             calls = list(reply.tool_calls)
             if not calls and reply.text:  # some models write the call as text instead of a structured call
                 parsed = parse_react(reply.text, self.tools)
@@ -255,25 +312,38 @@ class Agent:
                 return reply.text
             run.messages.append(Message("assistant", reply.text, tool_calls=tuple(calls)))
             external = [c for c in calls if c.name in self.external]
-            if external:
-                run.pending_external = external
-                run.stopped_by = "external_tool"
-                self._trace(run, on_step, {"type": "external", "tool": external[0].name,
-                                           "arguments": external[0].arguments, "started": started})
-                return reply.text
             for call in calls:
+                if call.name in self.external:
+                    continue
                 arguments: Any = call.arguments.get("__bare__", call.arguments) \
                     if set(call.arguments) == {"__bare__"} else call.arguments
                 observation = self._call_tool(run, call.name, arguments, call.arguments_error, on_step, started,
                                               thought=reply.text)
                 run.messages.append(Message("tool", observation, tool_call_id=call.id, name=call.name))
                 started = time.perf_counter()
+            if external:  # the built-in calls of this turn ran; the caller runs the rest
+                run.pending_external = external
+                run.stopped_by = "external_tool"
+                run.suspended = Suspended(tuple(run.messages[run.turn_start:]), tuple(run.book.hits), step)
+                self._trace(run, on_step, {"type": "external", "tool": external[0].name,
+                                           "arguments": external[0].arguments, "started": started})
+                return reply.text
 
-    def _react(self, run: _Run, question: str, past: Sequence[Message], on_step: StepCallback | None) -> str:
+    def _react(self, run: _Run, question: str, past: Sequence[Message], on_step: StepCallback | None,
+               resume: Suspended | None = None) -> str:
         run.messages = [Message("system", system_prompt(self.tools, run.language)), *past,
                         Message("user", f"Question: {question}")]
+        run.turn_start = len(run.messages)
+        run.native_log = self._resumed(run, resume, on_step)
+        for message in run.native_log:  # the resumed turn in the ReAct format
+            if message.role == "assistant":
+                run.messages += [Message("assistant", f"Thought: {message.content or '-'}\nAction: {c.name}\n"
+                                         f"Action Input: {json.dumps(c.arguments, ensure_ascii=False)}")
+                                 for c in message.tool_calls]
+            elif message.role == "tool":
+                run.messages.append(Message("user", f"Observation: {message.content}"))
         options = self.generation.with_(stop=tuple(dict.fromkeys([*self.generation.stop, *STOP])))
-        step = 0
+        step = run.steps
         bad_in_a_row = 0
         while True:
             reason = self._limit_reached(run, step)
@@ -285,6 +355,7 @@ class Agent:
             completion = self.llm.generate(run.messages, options)
             self._count(run, completion.prompt_tokens, completion.completion_tokens, completion.text)
             step += 1
+            run.steps = step
             parsed = parse_react(completion.text, self.tools)
             if parsed.kind == "invalid":
                 bad_in_a_row += 1
@@ -308,6 +379,9 @@ class Agent:
                 run.pending_external = [ToolCall(f"call_{step}", parsed.tool, parsed.arguments
                                                  if isinstance(parsed.arguments, dict) else {})]
                 run.stopped_by = "external_tool"
+                run.native_log.append(Message("assistant", parsed.thought or "",
+                                              tool_calls=tuple(run.pending_external)))
+                run.suspended = Suspended(tuple(run.native_log), tuple(run.book.hits), step)
                 self._trace(run, on_step, {"type": "external", "tool": parsed.tool, "arguments": parsed.arguments,
                                            "started": started})
                 return ""
@@ -315,6 +389,10 @@ class Agent:
                                           thought=parsed.thought, repairs=parsed.repairs)
             run.messages += [Message("assistant", format_step(parsed)),
                              Message("user", f"Observation: {observation}")]
+            call = ToolCall(f"call_{step}", parsed.tool, parsed.arguments if isinstance(parsed.arguments, dict)
+                            else {"__bare__": parsed.arguments})
+            run.native_log += [Message("assistant", parsed.thought or "", tool_calls=(call,)),
+                               Message("tool", observation, tool_call_id=call.id, name=parsed.tool)]
 
     # -- tools ----------------------------------------------------------------------------------------------------
     def _call_tool(self, run: _Run, name: str, arguments: Any, arguments_error: str | None,
@@ -476,6 +554,7 @@ class Agent:
         answer.stopped_by = run.stopped_by
         answer.strategy = run.strategy
         answer.tool_calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in run.pending_external]
+        answer.suspended = run.suspended
         if self.guard is not None:
             ground_answer(self.guard, answer, hits, run.language, {}, run.decisions, llm_answer=True)
             self.guard.quotes(answer.citations, answer.sources, run.decisions)

@@ -19,6 +19,7 @@ from jisik.errors import ConfigError, KnowledgeBaseNotFoundError
 from jisik.kb import KnowledgeBase
 
 MODEL_PREFIX = "jisik/"
+AGENT_SUFFIX = ":agent"  # jisik/<kb>:agent, the knowledge base's agent (a name cannot hold ':')
 _NAME = re.compile(r"^[\w][\w.-]{0,63}$")  # \w covers Hangul: 매뉴얼 is a fine name
 
 
@@ -66,6 +67,22 @@ class Served:
     @property
     def model(self) -> str:
         return MODEL_PREFIX + self.name
+
+    @property
+    def agent_model(self) -> str:
+        return MODEL_PREFIX + self.name + AGENT_SUFFIX
+
+    def llm_backend(self, llm: str | None) -> str:
+        """The backend answers use: the server's ``--llm`` spec, else the knowledge base's ``[llm] backend``."""
+        from jisik.generate.llms import parse_llm_spec
+
+        backend = parse_llm_spec(llm).get("backend") if llm else None
+        return str(backend or self.kb.config.llm.backend)
+
+    def serves_agent(self, llm: str | None) -> bool:
+        """Whether ``jisik/<kb>:agent`` is listed: ``[agent] serve`` is on and answers come from an LLM (the
+        extractive answerer cannot call tools; a request for the agent then gets a 400 that says so)."""
+        return bool(self.kb.config.agent.serve) and self.llm_backend(llm) != "extractive"
 
 
 class Library:

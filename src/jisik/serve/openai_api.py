@@ -1,7 +1,9 @@
 """OpenAI-compatible endpoints: ``/v1/models``, ``/v1/chat/completions`` (streamed or not), ``/v1/embeddings``.
 
-Each knowledge base is a model, ``jisik/<name>``. Citations travel as an extension field:
-``message.citations`` in a completion, ``choices[0].delta.citations`` on the last content chunk of a stream.
+Each knowledge base is a model, ``jisik/<name>``, and its agent another, ``jisik/<name>:agent``
+(:mod:`jisik.serve.agent_api`, which also answers requests that bring ``tools``). Citations travel as an
+extension field: ``message.citations`` in a completion, ``choices[0].delta.citations`` on the last content chunk
+of a stream.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from jisik.errors import JisikError
 from jisik.generate.answerer import AnswerStream
 from jisik.generate.memory import Turn
 from jisik.records import Answer
-from jisik.serve import schemas
+from jisik.serve import agent_api, schemas
 from jisik.serve.auth import Caller, Principal, visible
 from jisik.serve.errors import ApiError, responses, status_of
-from jisik.serve.library import MODEL_PREFIX, Served
+from jisik.serve.library import AGENT_SUFFIX, MODEL_PREFIX, Served
 from jisik.serve.streaming import SSE_HEADERS, error_event, iterate_in_thread, sse
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -35,36 +37,56 @@ def _context(request: Request) -> Any:
     return request.app.state.context
 
 
+def _no_model(model: str) -> ApiError:
+    return ApiError(404, f"the model '{model}' does not exist", code="model_not_found", param="model",
+                    hint="models are jisik/<knowledge base> and jisik/<knowledge base>:agent (GET /v1/models)")
+
+
 def served_model(request: Request, principal: Principal, model: str) -> Served:
     """The knowledge base behind ``jisik/<name>``; unknown (or invisible to this key) is 404 model_not_found."""
     served = visible(_context(request), principal, model.removeprefix(MODEL_PREFIX)) \
         if model.startswith(MODEL_PREFIX) else None
     if served is None:
-        raise ApiError(404, f"the model '{model}' does not exist", code="model_not_found", param="model",
-                       hint="models are jisik/<knowledge base>: GET /v1/models lists them")
+        raise _no_model(model)
     request.state.kb = served.name  # for the request log line
     return served
 
 
+def chat_model(request: Request, principal: Principal, model: str) -> tuple[Served, bool]:
+    """(the knowledge base, whether its agent was asked for) behind ``jisik/<name>`` or ``jisik/<name>:agent``;
+    the agent of a knowledge base with ``[agent] serve = false`` does not exist (404, as an unknown model)."""
+    if not model.endswith(AGENT_SUFFIX):
+        return served_model(request, principal, model), False
+    try:
+        served = served_model(request, principal, model.removesuffix(AGENT_SUFFIX))
+    except ApiError:
+        raise _no_model(model) from None
+    if not served.kb.config.agent.serve:
+        raise _no_model(model)
+    return served, True
+
+
 @router.get("/models", response_model=schemas.ModelList, responses=responses())
 def list_models(request: Request, principal: Caller) -> schemas.ModelList:
-    """Every knowledge base this key may read, as a model."""
-    found = [s for s in _context(request).library.all() if principal.can(s.name, "read")]
-    return schemas.ModelList(data=[schemas.Model(id=s.model, created=_STARTED) for s in found])
+    """Every knowledge base this key may read, as a model, each followed by its agent where the server runs one
+    (``[agent] serve`` on, and an LLM to run it)."""
+    context = _context(request)
+    found = [s for s in context.library.all() if principal.can(s.name, "read")]
+    ids = [i for s in found for i in (s.model, s.agent_model) if i == s.model or s.serves_agent(context.settings.llm)]
+    return schemas.ModelList(data=[schemas.Model(id=i, created=_STARTED) for i in ids])
 
 
 @router.get("/models/{model:path}", response_model=schemas.Model, responses=responses())
 def get_model(model: str, request: Request, principal: Caller) -> schemas.Model:
-    return schemas.Model(id=served_model(request, principal, model).model, created=_STARTED)
+    served, agent = chat_model(request, principal, model)
+    if agent and not served.serves_agent(_context(request).settings.llm):
+        raise _no_model(model)
+    return schemas.Model(id=served.agent_model if agent else served.model, created=_STARTED)
 
 
 def text_of(message: schemas.ChatMessage) -> str:
     """The text of a message: a string, or its text parts joined (images and other parts are ignored)."""
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    return "\n".join(part.text for part in message.content if part.type == "text" and part.text)
+    return message.text()
 
 
 def conversation(messages: list[schemas.ChatMessage]) -> tuple[str, list[Turn]]:
@@ -137,10 +159,14 @@ async def chat_completions(body: schemas.ChatCompletionRequest, request: Request
                            principal: Caller,
                            session: str | None = Header(None, alias="X-Jisik-Session", max_length=128),
                            ) -> Any:
-    """Answer the last user message from the knowledge base ``model``, with citations."""
-    served = served_model(request, principal, body.model)
-    question, history = conversation(body.messages)
+    """Answer the last user message from the knowledge base ``model``, with citations; ``jisik/<kb>:agent``, or
+    ``tools`` of the client, run the knowledge base's agent (docs/server-agents.md)."""
+    served, agent_model = chat_model(request, principal, body.model)
     context = _context(request)
+    plan = agent_api.plan_agent(body, served, agent_model, context.settings.llm)
+    if plan is not None:
+        return await _agent_completion(plan, body, request, principal, session)
+    question, history = conversation(body.messages)
     stream = await run_in_threadpool(
         start_answer, served, question, history, session=session, k=body.k, mode=body.mode, filters=body.filters,
         language=body.language, chain=body.chain, sampling=_sampling(body), llm=context.settings.llm)
@@ -157,6 +183,26 @@ async def chat_completions(body: schemas.ChatCompletionRequest, request: Request
             content=answer.text, citations=[schemas.Citation(**c) for c in citations_of(answer)],
             standalone_question=answer.standalone_question, grounding=answer.grounding, guard=answer.guard))],
         usage=schemas.Usage(**usage_of(answer, served)))
+
+
+async def _agent_completion(plan: agent_api.AgentRequest, body: schemas.ChatCompletionRequest, request: Request,
+                            principal: Principal, session: str | None) -> Any:
+    context = _context(request)
+    agent = await run_in_threadpool(agent_api.make_agent, plan, body, llm=context.settings.llm, session=session)
+    runs = agent_api.parked_runs(request.app)
+    resume = agent_api.resume_state(plan, runs, principal.key_id)
+    completion_id = "chatcmpl-" + uuid.uuid4().hex[:24]
+    created = int(time.time())
+    if body.stream:
+        await run_in_threadpool(agent_api.precheck, agent, plan.conversation.question)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = agent_api.stream(plan, agent, resume, runs=runs, key_id=principal.key_id,
+                                  completion_id=completion_id, created=created, include_usage=include_usage,
+                                  counter=context.streams)
+        return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+    answer = await run_in_threadpool(agent_api.ask, agent, plan, resume)
+    calls = agent_api.hand_out_calls(plan, answer, runs, principal.key_id)
+    return agent_api.completion(plan, answer, calls, completion_id, created)
 
 
 async def _chunks(stream: AnswerStream, completion_id: str, created: int, served: Served, include_usage: bool,

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from jisik.agent.tools import TOOL_NAME
 from jisik.choices import AnswerLanguage, Chain, Fusion, SearchMode
 
 
@@ -62,10 +63,65 @@ class TextPart(_Request):
     text: str | None = None
 
 
+class FunctionCall(_Request):
+    name: str = Field(max_length=64)
+    arguments: str | dict[str, Any] = Field("", description="a JSON object as a string (an object is taken too)")
+
+
+class ToolCall(_Request):
+    """A call an assistant message made (the ``tool_calls`` of a response, sent back in the conversation)."""
+
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(_Request):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(None, max_length=128, description="an assistant message's calls")
+    tool_call_id: str | None = Field(None, max_length=256, description="a tool message: the call it answers")
+
+    def text(self) -> str:
+        """The text: a string, or its text parts joined (images and other parts are ignored)."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content if part.type == "text" and part.text)
+
+
+class FunctionParameters(BaseModel):
+    """A function's arguments as JSON Schema: an object schema (other keywords are kept and passed on)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: Literal["object"] = "object"
+    properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+
+
+class FunctionDefinition(_Request):
+    name: str = Field(pattern=TOOL_NAME.pattern, description="letters, digits, _ . -; starts with a letter or _")
+    description: str | None = Field(None, max_length=10_000)
+    parameters: FunctionParameters | None = None
+    strict: bool | None = None
+
+
+class ToolDefinition(_Request):
+    """One of the client's tools (OpenAI function tools): the model may call it; the client runs it."""
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(_Request):
+    name: str = Field(max_length=64)
+
+
+class NamedToolChoice(_Request):
+    type: Literal["function"]
+    function: FunctionName
 
 
 class StreamOptions(_Request):
@@ -85,6 +141,12 @@ class ChatCompletionRequest(_Request):
     stop: str | list[str] | None = None
     n: int | None = Field(None, ge=1, le=1, description="only 1 is supported")
     user: str | None = None
+    tools: list[ToolDefinition] | None = Field(None, max_length=128, description="the client's own tools: the "
+                                               "agent may call them besides its built-in ones (docs/server-agents.md)")
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        None, description="none: the client's tools are not offered; auto (default); required: a tool call first; "
+                          "or one tool by name")
+    parallel_tool_calls: bool | None = Field(None, description="false: at most one client tool call per answer")
     # jisik extensions (the openai client sends them with extra_body=...)
     k: K = None
     mode: SearchMode | None = None
@@ -100,20 +162,38 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class FunctionCallOut(BaseModel):
+    name: str
+    arguments: str = Field(description="a JSON object, as a string")
+
+
+class ToolCallOut(BaseModel):
+    id: str = Field(description="quote it as the tool_call_id of the tool message that answers this call")
+    type: Literal["function"] = "function"
+    function: FunctionCallOut
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = Field(None, description="calls of the client's tools to run "
+                                                                   "(finish_reason tool_calls)")
     citations: list[Citation] = Field(default_factory=list, description="jisik extension: the [n] sources")
     standalone_question: str | None = Field(None, description="jisik extension: a follow-up rewritten for search")
     grounding: list[dict[str, Any]] = Field(default_factory=list, description="jisik extension: support of each "
                                             "sentence by its sources")
     guard: list[dict[str, Any]] = Field(default_factory=list, description="jisik extension: guard decisions")
+    # agents (jisik/<kb>:agent, or a request with tools)
+    trace: list[dict[str, Any]] | None = Field(None, description="jisik extension: the agent's steps")
+    strategy: str | None = Field(None, description="jisik extension: native, react or self-ask")
+    partial: bool | None = Field(None, description="jisik extension: a limit stopped the agent early")
+    stopped_by: str | None = Field(None, description="jisik extension: the limit, or external_tool")
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: str = "stop"
+    finish_reason: str = Field("stop", description="stop, or tool_calls")
 
 
 class ChatCompletion(BaseModel):
@@ -125,9 +205,26 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
+class ChunkFunctionCall(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ChunkToolCall(BaseModel):
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: ChunkFunctionCall | None = None
+
+
 class ChunkDelta(BaseModel):
     role: str | None = None
     content: str | None = None
+    tool_calls: list[ChunkToolCall] | None = None
+    jisik_step: dict[str, Any] | None = Field(None, description="jisik extension: one agent step, as it happens")
+    strategy: str | None = None
+    partial: bool | None = None
+    stopped_by: str | None = None
     citations: list[Citation] | None = None
     invalid_citations: list[int] | None = None
     grounding: list[dict[str, Any]] | None = None
