@@ -419,3 +419,26 @@ def test_tools_from_an_installed_package_entry_point(kb: KnowledgeBase, tmp_path
     with pytest.raises(AgentError, match="tool plugin 'gone'") as info:
         kb.agent(llm=llm, tools=["gone"])
     assert "uninstall" in (info.value.hint or "")
+
+
+def test_an_answer_from_memory_is_sent_to_search_once(kb: KnowledgeBase) -> None:
+    llm = FakeToolLLM(["Apple's margin was about 40%.",
+                       ToolReply("", [ToolCall("c", "kb_search", {"query": "gross margin", "source": "Apple"})]),
+                       "44.5% [1]."])
+    answer = kb.agent(llm=llm).ask("Apple's gross margin?")
+    assert [s["type"] for s in answer.trace] == ["invalid", "tool", "final"]
+    assert "not looked at the documents" in llm.calls[1][-1].content
+    assert answer.citations[0].source == "filings/2023 Q3 AAPL.md"  # "Apple" reached the file named by ticker
+    stubborn = FakeToolLLM(["About 40%."])
+    assert kb.agent(llm=stubborn).ask("Apple's gross margin?").text == "About 40%."  # once, not forever
+    assert stubborn.tool_calls_made == 2
+
+
+def test_kb_search_widens_a_source_that_matches_no_document_and_skips_bad_filters(kb: KnowledgeBase) -> None:
+    llm = FakeToolLLM([ToolReply("", [ToolCall("c", "kb_search", {"query": "gross margin",
+                                                                   "source": "quarterly reports",
+                                                                   "filters": ["quarter"]})]), "done"])
+    answer = kb.agent(llm=llm).ask("Gross margins?")
+    observation = answer.trace[0]["observation"]
+    assert "no document name contains 'quarterly reports'" in observation
+    assert "filter 'quarter' was ignored" in observation and answer.trace[0]["passages"]

@@ -325,6 +325,10 @@ class KnowledgeBase:
             out.append(searcher.search_batch([query], options)[0])
         return out
 
+    def catalogue(self) -> Any:
+        """The companies, quarters and years the documents hold (:class:`~jisik.retrieve.self_query.Catalogue`)."""
+        return self._catalogue()
+
     def _catalogue(self) -> Any:
         """The companies, quarters and years the documents hold, read once per committed generation."""
         from jisik.retrieve.self_query import catalogue_of

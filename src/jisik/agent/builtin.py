@@ -37,17 +37,66 @@ def render_passages(hits: list[Hit], context: ToolContext, *, chars: int = PASSA
     return "\n\n".join(blocks)
 
 
-def _filters(source: str | None, filters: list[str] | None) -> list[str] | None:
-    """The store filters for a search: ``source`` as a glob over document sources, plus ``key=value`` filters.
+def _glob(word: str) -> str:
+    """A source argument as a glob: a glob stays, a word matches anywhere.
 
-    >>> _filters("AAPL", None), _filters("*2023*", ["page>=2"])
-    (['source=*AAPL*'], ['source=*2023*', 'page>=2'])
+    >>> _glob("AAPL"), _glob("*2023*")
+    ('*AAPL*', '*2023*')
     """
-    out = list(filters or [])
-    if source:
-        pattern = source if any(ch in source for ch in "*?[") else f"*{source}*"
-        out.insert(0, f"source={pattern}")
-    return out or None
+    return word if any(ch in word for ch in "*?[") else f"*{word}*"
+
+
+@dataclass(slots=True)
+class SourceScope:
+    """What a model's ``source`` and ``filters`` arguments come to: store filters, plus notes for the model on what
+    could not be used (so it learns the forms, and the search still runs)."""
+
+    filters: list[str] | None
+    notes: list[str] = field(default_factory=list)
+    query_extra: str = ""
+
+
+def resolve_scope(kb: KnowledgeBase, source: str | None, filters: list[str] | None) -> SourceScope:
+    """``source`` → a filter on document sources when some document's name matches it; else on the companies it
+    names (``Apple's reports`` → ``company=AAPL``, from the documents' derived metadata); else no filter, its words
+    added to the query and a note saying so. Filters that are not ``key=value`` expressions are left out, noted.
+
+    Models write what they mean, not file names: a scope that matches nothing must widen the search, not empty it.
+    """
+    from jisik.filters import parse_condition
+
+    notes: list[str] = []
+    kept: list[str] = []
+    for expression in filters or []:
+        try:
+            parse_condition(str(expression))
+            kept.append(str(expression))
+        except JisikError:
+            notes.append(f"filter {expression!r} was ignored (write key=value, key>=value or key in a,b)")
+    extra = ""
+    if source and str(source).strip():
+        word = str(source).strip()
+        if kb.documents(_glob(word)):
+            kept.insert(0, f"source={_glob(word)}")
+        else:
+            companies = _companies(kb, word)
+            if companies:
+                kept.insert(0, f"company in {','.join(companies)}")
+            else:
+                extra = word
+                notes.append(f"no document name contains {word!r}: searched all documents "
+                             "(list_documents shows the names)")
+    return SourceScope(kept or None, notes, extra)
+
+
+def _companies(kb: KnowledgeBase, text: str) -> list[str]:
+    """Company values of the knowledge base's documents that ``text`` names (derived metadata, aliases)."""
+    from jisik.retrieve.self_query import companies_in
+
+    try:
+        return companies_in(text, kb.catalogue())
+    except JisikError:
+        return []
 
 
 @dataclass(slots=True)
@@ -73,14 +122,16 @@ class KBSearch:
         if not query:
             raise ToolError("the query is empty", hint='send {"query": "…"}')
         k = max(1, min(int(arguments.get("k") or self.k), 10))
+        scope = resolve_scope(self.kb, arguments.get("source"), arguments.get("filters"))
         try:
-            hits = self.kb.search(query, k=k, filters=_filters(arguments.get("source"), arguments.get("filters")))
-        except JisikError as exc:  # a bad filter is the model's mistake: say so
+            hits = self.kb.search(f"{query} {scope.query_extra}".strip(), k=k, filters=scope.filters)
+        except JisikError as exc:  # a filter on a key the documents lack, say: the model's mistake, told to it
             raise ToolError(exc.message, hint=exc.hint) from exc
+        notes = "".join(f"(Note: {note}.)\n" for note in scope.notes)
         if not hits:
             where = f" in documents matching {arguments['source']!r}" if arguments.get("source") else ""
-            return ToolResult(f"No passages found for {query!r}{where}. Try other words or another source.")
-        return ToolResult(render_passages(hits, context), hits=hits)
+            return ToolResult(f"{notes}No passages found for {query!r}{where}. Try other words or another source.")
+        return ToolResult(notes + render_passages(hits, context), hits=hits)
 
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -101,9 +152,9 @@ class KBAsk:
 
     def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         question = str(arguments["question"]).strip()
+        scope = resolve_scope(self.kb, arguments.get("source"), None)
         try:
-            answer = self.kb.ask(question, llm=self.llm or "extractive", log=False,
-                                 filters=_filters(arguments.get("source"), None))
+            answer = self.kb.ask(question, llm=self.llm or "extractive", log=False, filters=scope.filters)
         except JisikError as exc:
             raise ToolError(exc.message, hint=exc.hint) from exc
         if not answer.found:
@@ -135,13 +186,19 @@ class ListDocuments:
 
     def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         contains = str(arguments.get("contains") or "").strip()
-        pattern = None if not contains else contains if any(c in contains for c in "*?[") else f"*{contains}*"
-        docs = self.kb.documents(pattern)
+        docs = self.kb.documents(_glob(contains)) if contains else self.kb.documents()
+        note = ""
+        if contains and not docs:  # "Apple" for files named by ticker: the companies it names, else everything
+            companies = _companies(self.kb, contains)
+            docs = [d for c in companies for d in self.kb.documents(_glob(c))]
+            if not docs:
+                docs = self.kb.documents()
+                note = f"No document name contains {contains!r}; all documents:\n"
         if not docs:
-            return ToolResult(f"No documents match {contains!r}." if contains else "The collection is empty.")
+            return ToolResult("The collection is empty.")
         lines = [f"- {d['source']}" + (f" ({d['title']})" if d.get("title") else "") for d in docs[:self.limit]]
         more = f"\n… and {len(docs) - self.limit} more" if len(docs) > self.limit else ""
-        return ToolResult(f"{len(docs)} document(s):\n" + "\n".join(lines) + more)
+        return ToolResult(f"{note}{len(docs)} document(s):\n" + "\n".join(lines) + more)
 
 
 @dataclass(slots=True)

@@ -88,6 +88,12 @@ _REPEATED = {
           "arguments, or give the Final Answer.",
     "ko": "같은 인자로 {tool}을(를) 이미 호출했습니다. 위의 결과를 쓰거나, 다른 인자로 호출하거나, 최종 답변을 하세요.",
 }
+_SEARCH_FIRST = {
+    "en": "You have not looked at the documents yet. Search them first (kb_search) and answer only from what the "
+          "search returns, citing [n].",
+    "ko": "아직 문서를 찾아보지 않았습니다. 먼저 kb_search로 검색하고, 검색 결과에 있는 내용으로만 [n]을 인용해 "
+          "답하세요.",
+}
 _NATIVE_SYSTEM = {
     "en": "You answer questions about a document collection by calling tools. Search separately for each "
           "company, period or fact a question needs; cite every fact with the passage number shown by the tools, "
@@ -158,6 +164,7 @@ class _Run:
     steps: int = 0  # model turns, resumed ones included
     suspended: Suspended | None = None
     last_tokens: tuple[int, int] = (0, 0)  # of the latest model turn, for its trace step
+    nudged: bool = False  # sent to search once after answering without a tool
 
     def seconds(self) -> float:
         return time.perf_counter() - self.started
@@ -307,6 +314,9 @@ class Agent:
                 if parsed.kind == "action" and (parsed.repairs or "Action" in reply.text):
                     calls = [ToolCall(f"call_{step}", parsed.tool or "", parsed.arguments
                                       if isinstance(parsed.arguments, dict) else {"__bare__": parsed.arguments})]
+            if not calls and self._unsearched(run):
+                self._nudge(run, reply.text, on_step, started)
+                continue
             if not calls:
                 self._trace(run, on_step, {"type": "final", "thought": "", "started": started})
                 return reply.text
@@ -370,6 +380,9 @@ class Agent:
                                  Message("user", retry_message(parsed.error or "", run.language))]
                 continue
             bad_in_a_row = 0
+            if parsed.kind == "final" and self._unsearched(run):
+                self._nudge(run, completion.text, on_step, started)
+                continue
             if parsed.kind == "final":
                 self._trace(run, on_step, {"type": "final", "thought": parsed.thought, "repairs": parsed.repairs,
                                            "started": started})
@@ -393,6 +406,18 @@ class Agent:
                             else {"__bare__": parsed.arguments})
             run.native_log += [Message("assistant", parsed.thought or "", tool_calls=(call,)),
                                Message("tool", observation, tool_call_id=call.id, name=parsed.tool)]
+
+    def _unsearched(self, run: _Run) -> bool:
+        """True for a first answer given without looking anything up while a knowledge-base tool was at hand: small
+        models answer from memory (and cite nothing); they are sent to search once."""
+        return (not run.nudged and not run.calls and not run.book.hits and not run.pending_external
+                and any(name.startswith("kb_") for name in self.tools.names()) and self.tool_choice != "none")
+
+    def _nudge(self, run: _Run, text: str, on_step: StepCallback | None, started: float) -> None:
+        run.nudged = True
+        self._trace(run, on_step, {"type": "invalid", "thought": "", "error": "answered without searching",
+                                   "output": text[:400], "started": started})
+        run.messages += [Message("assistant", text.strip() or "-"), Message("user", _SEARCH_FIRST[run.language])]
 
     # -- tools ----------------------------------------------------------------------------------------------------
     def _call_tool(self, run: _Run, name: str, arguments: Any, arguments_error: str | None,
