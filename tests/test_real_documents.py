@@ -75,6 +75,7 @@ def test_migration_restores_files_whose_documents_were_overwritten(tmp_path: Pat
         db.execute("ALTER TABLE turns DROP COLUMN grounding")
         db.execute("DROP TABLE vocabulary")  # migration 7 (the Milvus store's bookkeeping)
         db.execute("DROP TABLE tombstones")
+        db.execute("ALTER TABLE turns DROP COLUMN trace")  # migration 8 (agents' steps)
         db.execute("PRAGMA user_version = 2")
     rows_before = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     db.close()
