@@ -442,3 +442,14 @@ def test_kb_search_widens_a_source_that_matches_no_document_and_skips_bad_filter
     observation = answer.trace[0]["observation"]
     assert "no document name contains 'quarterly reports'" in observation
     assert "filter 'quarter' was ignored" in observation and answer.trace[0]["passages"]
+
+
+def test_an_answer_resting_on_no_tool_output_is_not_found_under_the_default_grounding(
+        kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JISIK_GUARD__GROUNDING")  # the default policy (drop), not the tests' annotate
+    with KnowledgeBase.open(kb.path, embedder=HashingEmbedder(64)) as base:
+        answer = base.agent(llm=FakeToolLLM(["Apple's margin was about 40%."])).ask("Apple's gross margin?")
+        assert not answer.found and answer.text == "I could not find the answer in the documents."
+        assert any(d["guard"] == "grounding" and d["detail"] == {"reason": "no tool output"} for d in answer.guard)
+        computed = FakeToolLLM([ToolReply("", [ToolCall("c", "calculator", {"expression": "6*7"})]), "42."])
+        assert base.agent(llm=computed).ask("What is 6 times 7?").text == "42."

@@ -407,6 +407,24 @@ class Agent:
             run.native_log += [Message("assistant", parsed.thought or "", tool_calls=(call,)),
                                Message("tool", observation, tool_call_id=call.id, name=parsed.tool)]
 
+    def _unsupported(self, run: _Run) -> bool:
+        """True when the answer rests on nothing: no passage and no tool output reached the model although
+        knowledge-base tools were at hand — an answer from the model's memory. The groundedness policy decides
+        (``drop``/``not_found``: the not-found sentence; ``annotate``/``off``: kept), and the decision is recorded."""
+        if run.book.hits or run.pending_external or self.guard is None:
+            return False
+        if not any(name.startswith("kb_") for name in self.tools.names()):
+            return False
+        if any(step.get("type") == "tool" and not step.get("error") for step in run.trace):
+            return False  # the calculator, today, a user tool: the answer may rest on those
+        from jisik.guard.base import GuardDecision
+
+        action = self.guard.config.grounding
+        if action == "off":
+            return False
+        run.decisions.append(GuardDecision("grounding", "output", action, {"reason": "no tool output"}))
+        return action in ("drop", "not_found")
+
     def _unsearched(self, run: _Run) -> bool:
         """True for a first answer given without looking anything up while a knowledge-base tool was at hand: small
         models answer from memory (and cite nothing); they are sent to search once."""
@@ -562,6 +580,8 @@ class Agent:
         if self.guard is not None and run.placeholders is not None:
             raw = "".join(self.guard.output(iter([raw]), run.placeholders, run.decisions))
         hits = run.book.hits
+        if raw and found is None and self._unsupported(run):
+            raw = NOT_FOUND[run.language]
         resolved = resolve_citations(raw, len(hits))
         is_found = bool(raw) and not is_not_found(raw) if found is None else found
         partial = run.stopped_by is not None and run.stopped_by != "external_tool"
