@@ -139,7 +139,8 @@ def test_bad_arguments_are_tool_errors_with_the_message_and_hint(kbs: dict[str, 
     assert missing.is_error and missing.content[0].text == "missing argument 'query'\nhint: send {\"query\": …}"
     assert wrong_type.is_error and "argument 'k' must be an integer" in wrong_type.content[0].text
     assert missing.structured_content is None
-    assert bad_filter.is_error and "cannot read filter 'nonsense'" in bad_filter.content[0].text  # the store's error
+    # a filter that is no key=value expression is skipped and said so: the search still runs (models write such)
+    assert not bad_filter.is_error and "filter 'nonsense' was ignored" in bad_filter.content[0].text
     assert "unknown tool 'web_search'" in str(unknown) and "kb_search" in str(unknown)
 
 

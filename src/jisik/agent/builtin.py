@@ -198,7 +198,18 @@ class ListDocuments:
             return ToolResult("The collection is empty.")
         lines = [f"- {d['source']}" + (f" ({d['title']})" if d.get("title") else "") for d in docs[:self.limit]]
         more = f"\n… and {len(docs) - self.limit} more" if len(docs) > self.limit else ""
-        return ToolResult(f"{note}{len(docs)} document(s):\n" + "\n".join(lines) + more)
+        follow = "\nNext: kb_search with a query and one of these names as source (e.g. " \
+            f"{{\"query\": \"…\", \"source\": \"{_stem(docs[0]['source'])}\"}})."
+        return ToolResult(f"{note}{len(docs)} document(s):\n" + "\n".join(lines) + more + follow)
+
+
+def _stem(source: str) -> str:
+    """A document's file name without folder and suffix, as a ``source`` argument.
+
+    >>> _stem("docs/2023 Q1 AAPL.pdf")
+    '2023 Q1 AAPL'
+    """
+    return source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 @dataclass(slots=True)
