@@ -95,7 +95,7 @@ def _bad(message: str, index: int | None = None, *, field: str | None = None, hi
 
 
 def _arguments(raw: str | dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-    from jisik.generate.llms.openai import decode_arguments
+    from jisik.generate.llms._tools import decode_arguments
 
     return decode_arguments(raw)
 

@@ -14,12 +14,12 @@ from typing import Any
 
 from jisik.errors import GenerationError, LLMResponseError, LLMUnavailableError, ToolsUnsupportedError
 from jisik.generate.llms._http import Endpoint, Probed, ndjson_events, post_json, request
+from jisik.generate.llms._tools import parse_tool_calls
 from jisik.generate.llms.base import (
     Completion,
     GenerationOptions,
     Message,
     StreamChunk,
-    ToolCall,
     ToolChoice,
     ToolReply,
     ToolSpec,
@@ -74,6 +74,7 @@ def context_length(show: Any) -> int | None:
 def wire_message(message: Message) -> dict[str, Any]:
     """One message in Ollama's form: tool calls with ``arguments`` as an *object*, results by ``tool_name``.
 
+    >>> from jisik.generate.llms.base import ToolCall
     >>> wire_message(Message("assistant", "", tool_calls=(ToolCall("c1", "kb_search", {"query": "q"}),)))
     {'role': 'assistant', 'content': '', 'tool_calls': [{'function': {'name': 'kb_search', \
 'arguments': {'query': 'q'}}}]}
@@ -85,25 +86,6 @@ def wire_message(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = message.to_dict()
     if message.tool_calls:
         out["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls]
-    return out
-
-
-def parse_tool_calls(message: Any) -> list[ToolCall]:
-    """The calls in an Ollama ``message`` (no ids on the wire: numbered here so results pair with calls).
-
-    >>> parse_tool_calls({"tool_calls": [{"function": {"name": "kb_search", "arguments": {"query": "margin"}}}]})
-    [ToolCall(id='call_0', name='kb_search', arguments={'query': 'margin'}, arguments_error=None)]
-    """
-    from jisik.generate.llms.openai import decode_arguments
-
-    calls = message.get("tool_calls") if isinstance(message, dict) else None
-    out: list[ToolCall] = []
-    for index, call in enumerate(calls if isinstance(calls, list) else []):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        arguments, error = decode_arguments(function.get("arguments"))
-        out.append(ToolCall(str(call.get("id") or f"call_{index}"), function["name"], arguments, error))
     return out
 
 

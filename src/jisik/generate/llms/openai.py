@@ -23,12 +23,12 @@ from typing import Any
 
 from jisik.errors import ConfigError, GenerationError, LLMResponseError, LLMUnavailableError, ToolsUnsupportedError
 from jisik.generate.llms._http import Endpoint, Probed, get_json, post_json, request, sse_events
+from jisik.generate.llms._tools import parse_tool_calls
 from jisik.generate.llms.base import (
     Completion,
     GenerationOptions,
     Message,
     StreamChunk,
-    ToolCall,
     ToolChoice,
     ToolReply,
     ToolSpec,
@@ -113,6 +113,7 @@ def chat_payload(model: str, messages: Sequence[Message], options: GenerationOpt
 def wire_message(message: Message) -> dict[str, Any]:
     """One message in OpenAI's form: tool calls with ``arguments`` as a JSON *string*, results by ``tool_call_id``.
 
+    >>> from jisik.generate.llms.base import ToolCall
     >>> wire_message(Message("assistant", "", tool_calls=(ToolCall("c1", "kb_search", {"query": "q"}),)))
     {'role': 'assistant', 'content': '', 'tool_calls': [{'id': 'c1', 'type': 'function', \
 'function': {'name': 'kb_search', 'arguments': '{"query": "q"}'}}]}
@@ -126,53 +127,6 @@ def wire_message(message: Message) -> dict[str, Any]:
         out["tool_calls"] = [{"id": c.id, "type": "function", "function": {
             "name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}} for c in message.tool_calls]
     return out
-
-
-def parse_tool_calls(message: Any) -> list[ToolCall]:
-    """The calls of an OpenAI ``choices[0].message``; arguments that are not a JSON object are kept as an error
-    for the agent to report back (small models write ``{'query': …}`` or prose).
-
-    >>> parse_tool_calls({"tool_calls": [{"id": "c1", "type": "function",
-    ...                   "function": {"name": "kb_search", "arguments": '{"query": "margin"}'}}]})
-    [ToolCall(id='c1', name='kb_search', arguments={'query': 'margin'}, arguments_error=None)]
-    """
-    calls = message.get("tool_calls") if isinstance(message, dict) else None
-    out: list[ToolCall] = []
-    for index, call in enumerate(calls if isinstance(calls, list) else []):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
-            continue
-        arguments, error = decode_arguments(function.get("arguments"))
-        out.append(ToolCall(str(call.get("id") or f"call_{index}"), function["name"], arguments, error))
-    return out
-
-
-def decode_arguments(raw: Any) -> tuple[dict[str, Any], str | None]:
-    """Tool-call arguments as a dict, from a JSON string (OpenAI) or an object (Ollama); else ``({}, why)``.
-
-    >>> decode_arguments('{"a": 1}'), decode_arguments({"a": 1}), decode_arguments("")
-    (({'a': 1}, None), ({'a': 1}, None), ({}, None))
-    >>> decode_arguments("{'a': 1,}")[0]
-    {'a': 1}
-    """
-    if raw is None or raw == "":
-        return {}, None
-    if isinstance(raw, dict):
-        return raw, None
-    if isinstance(raw, str):
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            from jisik.agent.react import loads_lenient  # the agent's tolerant reader: quotes, trailing commas
-
-            try:
-                value, _ = loads_lenient(raw)
-            except ValueError:
-                return {}, f"not JSON: {raw[:120]}"
-        if isinstance(value, dict):
-            return value, None
-        return {"__bare__": value}, None
-    return {}, f"arguments of type {type(raw).__name__}"
 
 
 class _ProbeFailed(GenerationError):
