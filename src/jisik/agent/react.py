@@ -629,8 +629,37 @@ def signature(item: Tool) -> str:
     return f"{item.name}({arguments})"
 
 
+_WORKED_EXAMPLE = {
+    "en": """
+
+Example (another collection):
+Question: How long is the warranty?
+Thought: I need the warranty terms.
+Action: kb_search
+Action Input: {"query": "warranty period"}
+Observation: [1] manual.pdf, p. 12
+The warranty lasts two years from the date of purchase.
+Thought: I now know the answer
+Final Answer: The warranty lasts two years from the date of purchase [1].""",
+    "ko": """
+
+예시 (다른 문서 모음):
+Question: 보증 기간은 얼마인가요?
+Thought: 보증 조건을 찾아야 한다.
+Action: kb_search
+Action Input: {"query": "보증 기간"}
+Observation: [1] manual.pdf, p. 12
+보증 기간은 구입일로부터 2년입니다.
+Thought: 이제 답을 안다
+Final Answer: 보증 기간은 구입일로부터 2년입니다 [1].""",
+}
+
+
 def system_prompt(tools: ToolSet, language: Language) -> str:
-    return _SYSTEM[language].format(tools=describe_tools(tools), names=", ".join(tools.names()))
+    """The ReAct instructions, with one worked example when ``kb_search`` is a tool: small models copy the format
+    line itself without one (72 of 101 Qwen2.5-Coder-0.5B first turns; docs/benchmarks-agents.md)."""
+    example = _WORKED_EXAMPLE[language] if "kb_search" in tools else ""
+    return _SYSTEM[language].format(tools=describe_tools(tools), names=", ".join(tools.names())) + example
 
 
 def retry_message(error: str, language: Language) -> str:
