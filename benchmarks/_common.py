@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import os
 import platform
-from collections.abc import Iterable
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +58,43 @@ def langchain_embeddings(embedder: Any) -> Any:
             return embedder.embed_queries([text])[0].tolist()  # type: ignore[no-any-return]
 
     return JisikEmbeddings()
+
+
+@contextlib.contextmanager
+def llama_server(gguf: Path, *, n_ctx: int, log_path: Path, alias: str = "model", threads: int | None = None,
+                 chat_format: str | None = None, log: Callable[[str], None] = print) -> Iterator[str]:
+    """``python -m llama_cpp.server`` on loopback for ``gguf`` (output to ``log_path``); yields the /v1 URL once
+    ``/v1/models`` answers; stops the server on exit."""
+    from jisik.testing.server import free_port
+
+    port = free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
+    if threads:
+        command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    if chat_format:
+        command += ["--chat_format", chat_format]
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"llama_cpp.server exited ({process.returncode}); see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{url}/models", timeout=2):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("llama_cpp.server did not start in 180 s") from None
+                    time.sleep(0.5)
+            log(f"llama_cpp.server up at {url} (pid {process.pid})")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -61,21 +61,18 @@ import functools
 import importlib.resources
 import json
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, package_versions
+from _common import llama_server, machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sec10q"
@@ -301,49 +298,6 @@ def make_llm(kb: Any, spec: str, threads: int | None) -> Any:
     if threads:
         update["threads"] = threads
     return create_llm(kb.config.llm.model_copy(update=update))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def llama_server(gguf: Path, n_ctx: int, threads: int | None, alias: str, chat_format: str | None) -> Iterator[str]:
-    """``python -m llama_cpp.server`` on loopback for ``gguf``; yields the /v1 URL; stops it on exit."""
-    port = free_port()
-    OUT.mkdir(parents=True, exist_ok=True)
-    log_file = (OUT / "llama-server.log").open("w")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias]
-    if threads:
-        command += ["--n_threads", str(threads), "--n_threads_batch", str(threads)]
-    if chat_format:
-        command += ["--chat_format", chat_format]
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited ({process.returncode}); see {log_file.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("llama_cpp.server did not start in 180 s") from None
-                time.sleep(0.5)
-        log(f"llama_cpp.server up at {url} (pid {process.pid})")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log_file.close()
 
 
 # -- the scripted planner --------------------------------------------------------------------------------
@@ -698,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
                 if path is None:
                     log("agent-native needs a llamacpp: LLM (it serves that GGUF); skipped")
                     continue
-                with llama_server(path, 8192, args.threads, "model", args.server_chat_format or None) as url:
+                with llama_server(path, n_ctx=8192, log_path=OUT / "llama-server.log", threads=args.threads,
+                                  chat_format=args.server_chat_format or None, log=log) as url:
                     ask, counted = runner(system, kb, make_llm(kb, f"openai:{url}#model", None), args)
                     results[label] = run_system(label, name, ask, counted, subset, gold, done, rows_file)
                 continue

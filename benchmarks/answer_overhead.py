@@ -44,11 +44,8 @@ import importlib.metadata
 import importlib.resources
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -63,7 +60,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # benchmarks/speed.py: data, embedder, the cached 100k knowledge base
-from _common import machine, package_versions
+from _common import llama_server, machine, package_versions
 from speed import log, md_table, pct
 
 OUT_DIR = speed.ROOT / ".bench" / "answer-overhead"
@@ -178,44 +175,6 @@ def smollm2_gguf() -> Path | None:
     return Path(str(path)) if path.is_file() else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def llama_server(gguf: Path, n_ctx: int) -> Iterator[str]:
-    """``python -m llama_cpp.server`` on loopback; yields the /v1 URL; stops it on exit."""
-    port = free_port()
-    log_file = (OUT_DIR / "llama-server.log").open("w")
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-               "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", "smollm2"]
-    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited ({process.returncode}); see {log_file.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("llama_cpp.server did not start in 180 s") from None
-                time.sleep(0.5)
-        log(f"llama_cpp.server up at {url} (pid {process.pid})")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log_file.close()
-
-
 def make_llm(kb: Any, spec: str) -> Any:
     """The backend jisik itself would create for ``spec`` (``kb.ask(llm=spec)``), created once."""
     from jisik.generate.llms import create_llm, parse_llm_spec
@@ -320,7 +279,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 backends["FakeLLM + SmolLM2 tokenizer (the llamacpp budget)"] = (kb, TimedLLM(counting_fake(
                     llm.count_tokens, exact=True, context_window=llm.context_window), stages), {}, every)
                 if args.real_queries > 0:
-                    url = args.server_url or stack.enter_context(llama_server(gguf, args.n_ctx))
+                    server = llama_server(gguf, n_ctx=args.n_ctx, log_path=OUT_DIR / "llama-server.log",
+                                          alias="smollm2", log=log)
+                    url = args.server_url or stack.enter_context(server)
                     spec = f"openai:{url}#smollm2"
                     backends[f"llama.cpp server via {spec.split('127.0.0.1')[0]}…#smollm2"] = (
                         kb, TimedLLM(make_llm(kb, spec), stages), real, args.real_queries)
