@@ -58,8 +58,6 @@ SCHEME = "kb://"
 JSON = "application/json"
 MAX_LISTED_DOCUMENTS = 500  # per knowledge base in resources/list; kb://<kb>/documents has them all
 CALLER_STATE = "jisik_caller"  # the key of the Caller in the ASGI scope's state (set by ApiKeyGate)
-# as jisik.serve.auth: never accept a key from the URL (URLs end up in proxy logs and browser history)
-QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "auth"})
 
 _NULLABLE_STRING = {"type": ["string", "null"]}
 CITATIONS_SCHEMA: dict[str, Any] = {
@@ -534,6 +532,8 @@ class ApiKeyGate:
 
     def authenticate(self, headers: Headers, query_names: list[str]) -> Caller | Refusal:
         """The caller of a request, or why it is refused (401: no or bad key; 403: a key for none of these)."""
+        from jisik.serve.state import QUERY_KEY_NAMES
+
         if any(name.lower() in QUERY_KEY_NAMES for name in query_names):
             return Refusal(401, "API keys are not accepted in the URL", "key_in_query",
                            "send it in a header: Authorization: Bearer <key> (and revoke this one: URLs get logged)")
@@ -559,15 +559,12 @@ class ApiKeyGate:
 
 def _key_from_headers(headers: Headers) -> str | Refusal | None:
     """The key in ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; None when neither is sent."""
-    header = headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            return Refusal(401, "the Authorization header must be 'Bearer <key>'", "invalid_api_key",
-                           "send Authorization: Bearer <key>")
-        return value.strip()
-    key = headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+    from jisik.serve.state import MalformedAuthorization, key_in_headers
+
+    try:
+        return key_in_headers(headers.get("authorization"), headers.get("x-api-key"))
+    except MalformedAuthorization as exc:
+        return Refusal(401, str(exc), "invalid_api_key", "send Authorization: Bearer <key>")
 
 
 def check_http_binding(host: str, keys: ServerState | None) -> str | None:

@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from jisik.serve.errors import ApiError
-from jisik.serve.state import ROLES, ApiKey, Role
+from jisik.serve.state import QUERY_KEY_NAMES, ROLES, ApiKey, MalformedAuthorization, Role, key_in_headers
 
 if TYPE_CHECKING:
     from jisik.serve.app import ServerContext
     from jisik.serve.library import Served
 
-# never accept a key from the URL: URLs end up in proxy logs, browser history and Referer headers
-QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "auth"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +46,10 @@ class Principal:
 
 def key_from_headers(request: Request) -> str | None:
     """The key in ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; None when neither is sent."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
-            raise ApiError(401, "the Authorization header must be 'Bearer <key>'", code="invalid_api_key",
-                           headers={"WWW-Authenticate": "Bearer"})
-        return value.strip()
-    key = request.headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+    try:
+        return key_in_headers(request.headers.get("authorization"), request.headers.get("x-api-key"))
+    except MalformedAuthorization as exc:
+        raise ApiError(401, str(exc), code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
 def authenticate(request: Request) -> Principal:

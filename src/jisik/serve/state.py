@@ -96,6 +96,32 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# never accept a key from the URL: URLs end up in proxy logs, browser history and Referer headers
+QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "api-key", "key", "token", "access_token", "auth"})
+
+
+class MalformedAuthorization(ValueError):
+    """The ``Authorization`` header is there but not ``Bearer <key>``."""
+
+
+def key_in_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The API key a request sends: ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``; None when neither is
+    sent. Shared by the HTTP server and the MCP server (each turns the error into its own 401).
+
+    >>> key_in_headers("Bearer jsk_1", None), key_in_headers(None, " jsk_2 "), key_in_headers(None, None)
+    ('jsk_1', 'jsk_2', None)
+    >>> key_in_headers("Basic dXNlcg==", None)
+    Traceback (most recent call last):
+    jisik.serve.state.MalformedAuthorization: the Authorization header must be 'Bearer <key>'
+    """
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise MalformedAuthorization("the Authorization header must be 'Bearer <key>'")
+        return value.strip()
+    return x_api_key.strip() if x_api_key and x_api_key.strip() else None
+
+
 @dataclass(slots=True, frozen=True)
 class ApiKey:
     """A stored key, without the key itself."""
