@@ -316,46 +316,40 @@ class Guard:
                 decisions: list[GuardDecision]) -> list[Hit | None]:
         """The chunks as the model gets them (copies; None for a dropped chunk). The hits themselves, and so
         the citations, keep the original text."""
-        texts = [h.text for h in hits]
-        if self.config.injection and self.config.injection_context != "allow":
-            from jisik.guard.injection import detect_injection_batch, neutralize
-
-            for index, findings in enumerate(detect_injection_batch(texts)):
-                if not findings:
-                    continue
-                action = self.config.injection_context
-                decisions.append(GuardDecision("injection", "context", "drop" if action == "drop" else "neutralize",
-                                               {"chunk_id": hits[index].chunk_id,
-                                                "kinds": sorted({f.kind for f in findings})}))
-                texts[index] = "" if action == "drop" else neutralize(texts[index], findings)
-        entities = self.entities(texts) if any(self.action(t, "context") != "allow"
-                                               for t in self._types()) else [[] for _ in texts]
-        out: list[Hit | None] = []
-        for hit, text, found in zip(hits, texts, entities, strict=True):
-            if not text:
-                out.append(None)
-                continue
-            text = self.apply(text, found, "context", placeholders, decisions) if found else text
-            out.append(hit if text == hit.text else replace(hit, text=text))
-        return out
+        texts = self._untrusted_texts([h.text for h in hits], "context", [{"chunk_id": h.chunk_id} for h in hits],
+                                      placeholders, decisions)
+        return [None if text is None else hit if text == hit.text else replace(hit, text=text)
+                for hit, text in zip(hits, texts, strict=True)]
 
     def untrusted(self, text: str, placeholders: Placeholders, decisions: list[GuardDecision]) -> str:
         """A tool's output as an agent's model may read it: like a retrieved chunk (``injection_context``:
         instructions neutralised, or the whole output dropped; personal data per ``pii_context``)."""
-        if self.config.injection and self.config.injection_context != "allow":
-            from jisik.guard.injection import detect_injection, neutralize
+        shown = self._untrusted_texts([text], "tool", [{}], placeholders, decisions)[0]
+        return "(the tool's output was withheld: it contained instructions aimed at the assistant)" \
+            if shown is None else shown
 
-            findings = detect_injection(text)
-            if findings:
-                action = self.config.injection_context
-                decisions.append(GuardDecision("injection", "tool", "drop" if action == "drop" else "neutralize",
-                                               {"kinds": sorted({f.kind for f in findings})}))
-                if action == "drop":
-                    return "(the tool's output was withheld: it contained instructions aimed at the assistant)"
-                text = neutralize(text, findings)
+    def _untrusted_texts(self, texts: list[str], place: str, details: Sequence[dict[str, Any]],
+                         placeholders: Placeholders, decisions: list[GuardDecision]) -> list[str | None]:
+        """Text from outside the question (chunks, tool output) as the model may read it: injected instructions
+        per ``injection_context`` (neutralised, or the text dropped: None, as an empty text is), then personal data
+        per ``pii_context``."""
+        out: list[str | None] = list(texts)
+        if self.config.injection and self.config.injection_context != "allow":
+            from jisik.guard.injection import detect_injection_batch, neutralize
+
+            action = self.config.injection_context
+            for index, findings in enumerate(detect_injection_batch(texts)):
+                if findings:
+                    decisions.append(GuardDecision("injection", place, "drop" if action == "drop" else "neutralize",
+                                                   {**details[index], "kinds": sorted({f.kind for f in findings})}))
+                    out[index] = None if action == "drop" else neutralize(texts[index], findings)
         if any(self.action(t, "context") != "allow" for t in self._types()):
-            text = self.apply(text, self.entities([text])[0], "context", placeholders, decisions)
-        return text
+            kept = [i for i, text in enumerate(out) if text]
+            found = self.entities([out[i] or "" for i in kept])
+            for index, entities in zip(kept, found, strict=True):
+                if entities:
+                    out[index] = self.apply(out[index] or "", entities, "context", placeholders, decisions)
+        return [text or None for text in out]
 
     def _types(self) -> list[str]:
         """The entity types in use: ``pii_types`` plus names and addresses when switched on."""
