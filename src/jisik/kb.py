@@ -584,7 +584,7 @@ class KnowledgeBase:
                      limits=AgentLimits(**{**values, **limits}), generation=generation, guard=self.guard(model),
                      memory=conversation, log=None if self.read_only else self._log_turn,
                      language=self.config.answer.language, session=session, tool_choice=tool_choice,
-                     external=[t.name for t in external])
+                     external=[t.name for t in external], max_question_chars=self.config.answer.max_question_chars)
 
     def prompt_set(self) -> PromptSet:
         """The answer templates of this knowledge base (built-ins overridden by ``[answer] templates_dir``)."""

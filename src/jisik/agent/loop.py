@@ -182,7 +182,7 @@ class Agent:
                  generation: GenerationOptions | None = None, guard: Guard | None = None,
                  memory: Memory | None = None, log: Callable[[Any], int] | None = None, language: str = "auto",
                  session: str | None = None, tool_choice: ToolChoice = "auto",
-                 external: Sequence[str] = ()) -> None:
+                 external: Sequence[str] = (), max_question_chars: int = 4000) -> None:
         if strategy not in STRATEGIES:
             raise AgentError(f"unknown agent strategy '{strategy}'", hint=f"use one of {', '.join(STRATEGIES)}")
         if strategy == "native" and not supports_tools(llm):
@@ -204,6 +204,7 @@ class Agent:
         self.session = session
         self.tool_choice = tool_choice
         self.external = set(external)
+        self.max_question_chars = max_question_chars  # [answer] max_question_chars of the knowledge base
         self._native_refused = False
 
     # -- public ---------------------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ class Agent:
         turn goes on from there, its passages keeping their numbers."""
         from jisik.generate.answerer import validate_question
 
-        text = validate_question(question, 8000)
+        text = validate_question(question, self.max_question_chars)
         language: Language = detect_language(text) if self.language == "auto" else self.language  # type: ignore
         guarded = self.guard.question(text) if self.guard is not None else None  # a block raises here
         run = _Run(text, language)

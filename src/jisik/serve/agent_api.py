@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jisik.serve")
 PARK_SECONDS = 3600.0  # a client runs its tools within the hour, or the run resumes without its passages
 PARK_LIMIT = 2000  # parked call ids per server process; the oldest go first (a run's state is a few kB)
-QUESTION_CHARS = 8000  # the agent's own limit on a question (jisik.agent.loop.Agent.ask)
 
 
 @dataclass(slots=True)
@@ -240,7 +239,7 @@ def precheck(agent: Agent, question: str) -> None:
     blocked by the input guards — the checks :meth:`Agent.ask` makes first."""
     from jisik.generate.answerer import validate_question
 
-    text = validate_question(question, QUESTION_CHARS)
+    text = validate_question(question, agent.max_question_chars)
     if agent.guard is not None:
         agent.guard.question(text)
 
