@@ -504,21 +504,21 @@ class Agent:
 
     def _fit(self, run: _Run) -> bool:
         """Keep the transcript inside the context window (with a turn's tokens reserved): the oldest
-        observations are shortened first; False when even that is not enough."""
+        observations are shortened first; False when even that is not enough. Each message is counted once."""
         window = self.llm.context_window - self.generation.max_tokens
-        def total() -> int:
-            return sum(self.llm.count_tokens([m.content for m in run.messages])) + \
-                messages_token_overhead(len(run.messages)) + 64 * len(self.tools)
-        if total() <= window:
-            return True
+        counts = self.llm.count_tokens([m.content for m in run.messages])
+        fixed = messages_token_overhead(len(run.messages)) + 64 * len(self.tools)
+        total = sum(counts) + fixed
         for index, message in enumerate(run.messages):
+            if total <= window:
+                return True
             if index < 2 or message.role not in ("tool", "user") or len(message.content) < 300:
                 continue
-            run.messages[index] = Message(message.role, message.content[:200] + " …(shortened to save room)",
-                                          tool_call_id=message.tool_call_id, name=message.name)
-            if total() <= window:
-                return True
-        return total() <= window
+            shortened = message.content[:200] + " …(shortened to save room)"
+            run.messages[index] = Message(message.role, shortened, tool_call_id=message.tool_call_id,
+                                          name=message.name)
+            total += self.llm.count_tokens([shortened])[0] - counts[index]
+        return total <= window
 
     def _wrap_up(self, run: _Run, reason: str, on_step: StepCallback | None, *, native: bool,
                  ask_model: bool = True) -> str:
