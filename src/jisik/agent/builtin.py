@@ -186,13 +186,13 @@ class ListDocuments:
 
     def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
         contains = str(arguments.get("contains") or "").strip()
-        docs = self.kb.documents(_glob(contains)) if contains else self.kb.documents()
+        every = self.kb.documents()  # read once, matched here: a word, else the companies it names, else all
+        docs = _matching(every, [contains]) if contains else every
         note = ""
-        if contains and not docs:  # "Apple" for files named by ticker: the companies it names, else everything
-            companies = _companies(self.kb, contains)
-            docs = [d for c in companies for d in self.kb.documents(_glob(c))]
+        if contains and not docs:  # "Apple" for files named by ticker
+            docs = _matching(every, _companies(self.kb, contains))
             if not docs:
-                docs = self.kb.documents()
+                docs = every
                 note = f"No document name contains {contains!r}; all documents:\n"
         if not docs:
             return ToolResult("The collection is empty.")
@@ -201,6 +201,19 @@ class ListDocuments:
         follow = "\nNext: kb_search with a query and one of these names as source (e.g. " \
             f"{{\"query\": \"…\", \"source\": \"{_stem(docs[0]['source'])}\"}})."
         return ToolResult(f"{note}{len(docs)} document(s):\n" + "\n".join(lines) + more + follow)
+
+
+def _matching(docs: list[dict[str, Any]], words: list[str]) -> list[dict[str, Any]]:
+    """The documents whose id or source matches any of ``words`` (as :meth:`KnowledgeBase.documents` matches).
+
+    >>> _matching([{"doc_id": "a", "source": "2023 Q1 AAPL.pdf"}, {"doc_id": "b", "source": "MSFT.pdf"}], ["AAPL"])
+    [{'doc_id': 'a', 'source': '2023 Q1 AAPL.pdf'}]
+    """
+    from jisik.filters import source_matches
+
+    patterns = [_glob(w) for w in words if w]
+    return [d for d in docs if any(source_matches(p, d["doc_id"]) or source_matches(p, d["source"])
+                                   for p in patterns)]
 
 
 def _stem(source: str) -> str:
